@@ -1,0 +1,175 @@
+"""The config file (SPEC §2): strict models, ``${VAR}`` expansion, positioned errors.
+
+Unknown keys and bad types are errors, and an unset ``${VAR}`` is an error rather
+than an empty string: a proxy that silently drops a credential or a setting is
+worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mcpfence.yamlsource import Diagnostic, Loc, SourceError, YamlDocument, load_yaml_documents
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = Field(None, ge=0, le=65535)
+    allowed_origins: tuple[str, ...] = ()
+
+
+class DecisionLogConfig(_Strict):
+    path: str | None = None
+    include_arguments: bool = False
+    redact: tuple[str, ...] = ()
+    max_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    backups: int = Field(5, ge=0)
+
+
+class TelemetryConfig(_Strict):
+    service_name: str = "mcpfence"
+
+
+class StorageConfig(_Strict):
+    path: str = "mcpfence.db"
+
+
+class UpstreamConfig(_Strict):
+    url: str | None = None
+    command: tuple[str, ...] | None = None
+    transport: Literal["streamable-http", "sse", "stdio"] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    shared: bool = False
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UpstreamConfig:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("upstream needs exactly one of url or command")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError("upstream.url must be an http:// or https:// URL")
+        if self.command is not None and not self.command:
+            raise ValueError("upstream.command must not be empty")
+        return self
+
+    @property
+    def kind(self) -> Literal["streamable-http", "sse", "stdio"]:
+        """The upstream transport, inferred when not given."""
+        if self.transport is not None:
+            return self.transport
+        return "stdio" if self.command is not None else "streamable-http"
+
+
+class ExposeConfig(_Strict):
+    methods: tuple[Literal["read", "write", "custom"], ...] = ("read", "write", "custom")
+    tags: tuple[str, ...] = ()
+
+
+class RateLimitConfig(_Strict):
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+    key: Literal["session", "client", "route"] = "session"
+    per_tool: bool = False
+
+
+class RouteConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    path: str = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
+    upstream: UpstreamConfig
+    expose: ExposeConfig | None = None
+    rate_limit: RateLimitConfig | None = None
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    policies: tuple[str, ...] = ()
+    decision_log: DecisionLogConfig = DecisionLogConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    storage: StorageConfig = StorageConfig()
+    tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    routes: tuple[RouteConfig, ...] = ()
+
+    # Where the file lives: relative paths in it are resolved against this folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> Config:
+        for attribute in ("name", "path"):
+            values = [getattr(route, attribute) for route in self.routes]
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"route {attribute}s must be unique: {', '.join(duplicates)}")
+        for route in self.routes:
+            for tag in route.expose.tags if route.expose else ():
+                if tag not in self.tags:
+                    raise ValueError(f"route {route.name!r} names tag {tag!r}, not defined in tags")
+        return self
+
+    @property
+    def policy_paths(self) -> list[Path]:
+        return [self.resolve(p) for p in self.policies]
+
+    def resolve(self, path: str) -> Path:
+        """A path from the file, relative to the file's folder."""
+        return (self.base_dir / path).resolve()
+
+
+def _expand(value: Any, loc: Loc, env: Mapping[str, str], doc: YamlDocument) -> Any:
+    """Replace ``${VAR}`` in every string; an unset variable is a diagnostic."""
+    if isinstance(value, dict):
+        return {k: _expand(v, (*loc, k), env, doc) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), env, doc) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                key = ".".join(str(part) for part in loc)
+                raise SourceError([doc.diagnostic(loc, f"{key}: environment variable {name} is not set")])
+            return env[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+def validation_diagnostics(doc: YamlDocument, error: ValidationError) -> list[Diagnostic]:
+    """Turn pydantic errors into ``FILE:LINE:COL: key: message`` diagnostics."""
+    diagnostics = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(part) for part in loc) or "(document)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        diagnostics.append(doc.diagnostic(loc, f"{key}: {message}"))
+    return diagnostics
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate a config file; raise :class:`SourceError` with every problem."""
+    documents = load_yaml_documents(path)
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        raise SourceError([Diagnostic(str(path), 1, 1, "a config file holds one YAML mapping")])
+    doc = documents[0]
+    data = _expand(doc.data, (), os.environ if env is None else env, doc)
+    try:
+        return Config.model_validate({**data, "base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise SourceError(validation_diagnostics(doc, exc)) from None

@@ -1,0 +1,112 @@
+"""JSON-RPC 2.0 framing: strict parsing, canonical serialization, error objects.
+
+What mcpfence checks must be exactly what it forwards, so bodies are parsed once
+into plain objects (duplicate keys rejected: two readers could otherwise see two
+different values) and every forwarded message is serialized by us.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+HEADER_MISMATCH: Final = -32020
+
+Message = dict[str, Any]
+RequestId = str | int | None
+
+
+class JsonRpcError(Exception):
+    """A JSON-RPC error to answer with, plus the HTTP status that carries it."""
+
+    def __init__(self, code: int, message: str, *, status: int = 400, id: RequestId = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.id = id
+
+    def to_message(self) -> Message:
+        return error_response(self.id, self.code, self.message)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [key for key, _ in pairs]
+        duplicate = next(key for i, key in enumerate(keys) if key in keys[:i])
+        raise JsonRpcError(INVALID_REQUEST, f"duplicate JSON key {duplicate!r}")
+    return obj
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse JSON strictly: malformed → -32700, duplicate keys → -32600."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        return _decoder.decode(text)
+    except JsonRpcError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: {exc}") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize compactly as UTF-8; this is the only form mcpfence forwards."""
+    return _encoder.encode(value).encode("utf-8")
+
+
+def is_request(message: Message) -> bool:
+    return "method" in message and "id" in message
+
+
+def is_notification(message: Message) -> bool:
+    return "method" in message and "id" not in message
+
+
+def is_response(message: Message) -> bool:
+    return "method" not in message and ("result" in message or "error" in message)
+
+
+def validate_message(value: Any) -> Message:
+    """Check the JSON-RPC 2.0 envelope of one message; raise -32600 if it is not one."""
+    if not isinstance(value, dict):
+        raise JsonRpcError(INVALID_REQUEST, "Invalid Request: a JSON-RPC message must be an object")
+    request_id = value.get("id")
+    if value.get("jsonrpc") != "2.0":
+        message = 'Invalid Request: "jsonrpc" must be "2.0"'
+        raise JsonRpcError(INVALID_REQUEST, message, id=_safe_id(request_id))
+    if "method" in value and "id" in value and _safe_id(request_id) is None:
+        raise JsonRpcError(INVALID_REQUEST, "Invalid Request: id must be a string or an integer")
+    if "method" in value:
+        if not isinstance(value["method"], str):
+            raise JsonRpcError(INVALID_REQUEST, "Invalid Request: method must be a string", id=request_id)
+        if "params" in value and not isinstance(value["params"], dict | list):
+            raise JsonRpcError(INVALID_REQUEST, "Invalid Request: params must be an object", id=request_id)
+    elif not ("id" in value and ("result" in value or "error" in value)):
+        message = "Invalid Request: neither a request, a notification nor a response"
+        raise JsonRpcError(INVALID_REQUEST, message)
+    return value
+
+
+def _safe_id(value: Any) -> RequestId:
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def error_response(request_id: RequestId, code: int, message: str, data: Any = None) -> Message:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def result_response(request_id: RequestId, result: dict[str, Any]) -> Message:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}

@@ -1,0 +1,1 @@
+"""How MCP messages get in and out: HTTP framing, SSE, upstream clients."""

@@ -1,0 +1,91 @@
+"""Minimal ASGI request and response helpers for the hot path.
+
+A full framework's request object costs more per call than mcpfence needs: we
+read the headers once into a dict, read the body with a size limit, and send
+whole or streamed responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from mcpfence import jsonrpc
+
+Scope = MutableMapping[str, Any]
+ASGIMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+RawHeaders = Sequence[tuple[bytes, bytes]]
+
+JSON_HEADERS: RawHeaders = [(b"content-type", b"application/json")]
+SSE_HEADERS: RawHeaders = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds ``server.max_body_bytes``."""
+
+
+class Request:
+    """One inbound HTTP request: method, path, lower-cased headers, body on demand."""
+
+    __slots__ = ("_receive", "headers", "method", "path", "query", "raw_headers", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
+        self.raw_headers: list[tuple[str, str]] = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+        ]
+        self.headers: dict[str, str] = dict(self.raw_headers)
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refusing more than ``limit`` bytes before reading it all."""
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise asyncio.CancelledError("client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has gone away (the body has been read already)."""
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+
+async def send_response(
+    send: Send, status: int, body: bytes = b"", headers: RawHeaders = ()
+) -> None:
+    """Send a whole response with a correct content-length."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_jsonrpc_error(send: Send, error: jsonrpc.JsonRpcError, headers: RawHeaders = ()) -> None:
+    """Answer with a JSON-RPC error object at the error's HTTP status."""
+    await send_response(send, error.status, jsonrpc.dumps(error.to_message()), [*JSON_HEADERS, *headers])

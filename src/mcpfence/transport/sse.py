@@ -1,0 +1,93 @@
+"""Server-Sent Events, parsed incrementally and written back field by field.
+
+mcpfence must see each JSON-RPC message inside a stream (to check tool lists and
+remember opaque tokens) yet pass everything else through untouched: event ids
+(resumability), ``retry:``, comments (keep-alives) and priming events whose data
+is empty. So an event is kept as its ordered lines, and only ``data`` changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Event:
+    """One event as its ordered ``(field, value)`` lines; a comment has field ``""``."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def data(self) -> str | None:
+        """The joined data lines, or None when the event carries none."""
+        parts = [value for name, value in self.lines if name == "data"]
+        return "\n".join(parts) if parts else None
+
+    @property
+    def name(self) -> str:
+        return next((value for name, value in self.lines if name == "event"), "message")
+
+    def with_data(self, data: str) -> Event:
+        """The same event with its data replaced, at the place the data stood."""
+        lines: list[tuple[str, str]] = []
+        for name, value in self.lines:
+            if name != "data":
+                lines.append((name, value))
+            elif not any(n == "data" for n, _ in lines):
+                lines.extend(("data", part) for part in data.split("\n"))
+        return Event(lines)
+
+    def encode(self) -> bytes:
+        out = []
+        for name, value in self.lines:
+            out.append(f":{value}" if name == "" else f"{name}: {value}" if value else f"{name}:")
+        return ("\n".join(out) + "\n\n").encode("utf-8")
+
+
+def message_event(data: str, event_id: str | None = None) -> Event:
+    """A new ``message`` event, for answers mcpfence adds to a stream itself."""
+    lines = [("event", "message")]
+    if event_id is not None:
+        lines.append(("id", event_id))
+    lines.extend(("data", part) for part in data.split("\n"))
+    return Event(lines)
+
+
+class Parser:
+    """Feeds on byte chunks as they arrive; yields each event once it is complete."""
+
+    def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
+        self._buffer = b""
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        buffer = self._buffer + chunk
+        # Normalise CRLF and CR line ends; a CR at the very end may be half of a CRLF.
+        hold = b""
+        if buffer.endswith(b"\r"):
+            buffer, hold = buffer[:-1], b"\r"
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *complete, rest = buffer.split(b"\n\n")
+        self._buffer = rest + hold
+        if len(self._buffer) > self._max:
+            raise ValueError(f"SSE event larger than {self._max} bytes")
+        for block in complete:
+            event = _parse_block(block.decode("utf-8"))
+            if event.lines:
+                yield event
+
+
+def _parse_block(block: str) -> Event:
+    event = Event()
+    for line in block.split("\n"):
+        if line.startswith(":"):
+            event.lines.append(("", line[1:]))
+            continue
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name:
+            event.lines.append((name, value))
+    return event

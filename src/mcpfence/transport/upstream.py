@@ -1,0 +1,79 @@
+"""The pooled HTTP client mcpfence uses to reach an upstream MCP server.
+
+aiohttp was chosen by measurement (benchmarks/bench_clients.py): on this
+machine it forwards several times more requests per second than httpx. One
+session per route keeps connections alive across calls; every request has a
+bounded connect time, and POSTs a bounded total time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+
+from mcpfence import jsonrpc
+
+
+class UpstreamError(jsonrpc.JsonRpcError):
+    """The upstream could not be reached or did not answer: -32603 with a clear message."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(jsonrpc.INTERNAL_ERROR, message, status=status)
+
+
+class Upstream:
+    """An HTTP upstream: its URL, configured headers and a pooled client session."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout_seconds: float) -> None:
+        self.url = url
+        self.headers = dict(headers)
+        self.timeout_seconds = timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.timeout_seconds)),
+                skip_auto_headers=("User-Agent",),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def open(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        deadline: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request and wait for the response head, until ``deadline`` (loop time).
+
+        The caller owns the response and must ``release()`` it. Connection failures and
+        timeouts become :class:`UpstreamError` (-32603), never a bare exception.
+        """
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.session.request(
+                    method, self.url, data=body, headers=headers, allow_redirects=False
+                )
+        except TimeoutError:
+            raise self.timeout_error() from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError(f"upstream {self.url} is unreachable: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"upstream {self.url} failed: {exc or type(exc).__name__}") from None
+
+    def timeout_error(self) -> UpstreamError:
+        return UpstreamError(
+            f"upstream {self.url} did not answer within {self.timeout_seconds:g}s", status=504
+        )
