@@ -156,9 +156,10 @@ def validation_diagnostics(doc: YamlDocument, error: ValidationError) -> list[Di
         loc = tuple(item["loc"])
         key = ".".join(str(part) for part in loc) or "(document)"
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
+        unknown = item["type"] == "extra_forbidden"
+        if unknown:
             message = "unknown key"
-        diagnostics.append(doc.diagnostic(loc, f"{key}: {message}"))
+        diagnostics.append(doc.diagnostic(loc, f"{key}: {message}", key=unknown))
     return diagnostics
 
 

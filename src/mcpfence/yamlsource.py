@@ -49,17 +49,22 @@ class YamlDocument:
     line: int
     col: int
     positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
 
-    def position(self, loc: Loc) -> tuple[int, int]:
-        """Position of the value at ``loc``, or of its nearest existing ancestor."""
+    def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """Position of the value at ``loc`` (of its key, with ``key``), or of its
+        nearest existing ancestor."""
+        if key and tuple(loc) in self.key_positions:
+            return self.key_positions[tuple(loc)]
         for end in range(len(loc), -1, -1):
             found = self.positions.get(tuple(loc[:end]))
             if found is not None:
                 return found
         return self.line, self.col
 
-    def diagnostic(self, loc: Loc, message: str) -> Diagnostic:
-        line, col = self.position(loc)
+    def diagnostic(self, loc: Loc, message: str, *, key: bool = False) -> Diagnostic:
+        """A diagnostic at the value at ``loc``; at its key with ``key`` (unknown keys)."""
+        line, col = self.position(loc, key=key)
         return Diagnostic(self.file, line, col, message)
 
 
@@ -69,6 +74,7 @@ class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.positions: dict[Loc, tuple[int, int]] = {}
+        self.key_positions: dict[Loc, tuple[int, int]] = {}
         self._constructor = yaml.SafeLoader("")
 
     def build(self, node: Node, loc: Loc) -> Any:
@@ -89,6 +95,7 @@ class _Builder:
                 raise self._error(key_node, "mapping keys must be strings or integers")
             if key in out:
                 raise self._error(key_node, f"duplicate key {key!r}")
+            self.key_positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, (*loc, key))
         self.positions.pop((*loc, "<key>"), None)
         return out
@@ -113,7 +120,7 @@ def parse_yaml_documents(text: str, file: str) -> list[YamlDocument]:
         builder = _Builder(file)
         data = builder.build(node, ())
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        documents.append(YamlDocument(file, data, line, col, builder.positions))
+        documents.append(YamlDocument(file, data, line, col, builder.positions, builder.key_positions))
     return documents
 
 

@@ -1,0 +1,156 @@
+"""``mcpfence check``, ``test`` and ``explain`` (SPEC §1): exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from mcpfence.config import load_config
+from mcpfence.policy.decision import Decision, ToolCall
+from mcpfence.policy.loader import load_policy_set, policy_files, read_documents
+from mcpfence.policy.models import PolicyTest
+from mcpfence.policy.testing import policies_under_test, run_case
+from mcpfence.yamlsource import Diagnostic, SourceError, load_yaml_documents
+
+_CONFIG_KEYS = frozenset({"server", "routes", "policies"})
+
+
+def _is_config(path: Path) -> bool:
+    """A config file is one YAML mapping without ``kind`` and with config keys."""
+    if not path.is_file():
+        return False
+    try:
+        documents = load_yaml_documents(path)
+    except SourceError:
+        return False
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        return False
+    data = documents[0].data
+    return "kind" not in data and bool(_CONFIG_KEYS & data.keys())
+
+
+def _collect(problems: list[Diagnostic], error: SourceError) -> None:
+    problems.extend(d for d in error.diagnostics if d not in problems)
+
+
+def check(paths: list[Path], out: TextIO | None = None) -> int:
+    """Validate configs, policy and test files; print every problem, then a summary."""
+    out = out or sys.stdout
+    problems: list[Diagnostic] = []
+    sources: list[Path] = []
+    for path in paths:
+        if not _is_config(path):
+            sources.append(path)
+            continue
+        try:
+            sources += load_config(path).policy_paths
+        except SourceError as error:
+            _collect(problems, error)
+    files, _ = policy_files(sources)
+    count = 0
+    try:
+        count = len(load_policy_set(sources))
+    except SourceError as error:
+        _collect(problems, error)
+    entries, test_problems = read_documents(sources, kinds=("PolicyTest",))
+    _collect(problems, SourceError(test_problems))
+    for doc, test in entries:
+        try:
+            assert isinstance(test, PolicyTest)
+            policies_under_test(doc, test)
+        except SourceError as error:
+            _collect(problems, error)
+    for problem in problems:
+        print(problem, file=out)
+    where = _count(len(files), "file", "files")
+    if problems:
+        print(f"{_count(len(problems), 'error', 'errors')} in {where}", file=out)
+        return 1
+    print(f"ok: {_count(count, 'policy', 'policies')} in {where}", file=out)
+    return 0
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def test(paths: list[Path], out: TextIO) -> int:
+    """Run every PolicyTest case under ``paths``; one line per case, then the totals."""
+    entries, problems = read_documents(paths, kinds=("PolicyTest",))
+    for problem in problems:
+        print(problem, file=out)
+    passed = failed = 0
+    for doc, test_doc in entries:
+        assert isinstance(test_doc, PolicyTest)
+        try:
+            policies = policies_under_test(doc, test_doc)
+        except SourceError as error:
+            print(error, file=out)
+            for case in test_doc.spec.cases:
+                print(f"FAIL {case.name}: the policies under test did not load", file=out)
+            failed += len(test_doc.spec.cases)
+            continue
+        for case in test_doc.spec.cases:
+            result = run_case(policies, case)
+            print(result, file=out)
+            passed += result.passed
+            failed += not result.passed
+    if not entries:
+        print("no PolicyTest documents found", file=out)
+    print(f"{passed} passed, {failed} failed", file=out)
+    return 0 if entries and not failed and not problems else 1
+
+
+def explain(
+    config_path: Path, route: str, tool: str, args_json: str, as_json: bool, out: TextIO
+) -> int:
+    """Decide one call with the config's policies, without forwarding it."""
+    try:
+        args = json.loads(args_json)
+    except json.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        print("error: --args must be a JSON object, for example '{\"id\": \"1\"}'", file=out)
+        return 2
+    policies = load_policy_set(load_config(config_path).policy_paths)
+    decision = policies.decide(ToolCall(route=route, tool=tool, args=args))
+    if as_json:
+        print(json.dumps(decision.as_dict(), indent=2), file=out)
+    else:
+        out.write(_table(route, tool, decision))
+    return 0
+
+
+def _table(route: str, tool: str, decision: Decision) -> str:
+    mutations = [(m.policy, m.path) for m in decision.mutations]
+    violations = [(v.policy, v.action, v.message) for v in decision.violations]
+    sections = [
+        f"route {route}, tool {tool}",
+        _section("policies matched", ("POLICY", "RESULT"), [
+            (name, _result(name, decision)) for name in decision.matched
+        ]),
+        _section("mutations", ("POLICY", "PATH"), mutations),
+        _section("violations", ("POLICY", "ACTION", "MESSAGE"), violations),
+        f"decision: {decision.decision}",
+        f"args: {json.dumps(decision.args, ensure_ascii=False)}",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _result(policy: str, decision: Decision) -> str:
+    if any(v.policy == policy for v in decision.violations):
+        return "violated"
+    return "mutated" if any(m.policy == policy for m in decision.mutations) else "passed"
+
+
+def _section(title: str, header: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> str:
+    rows = [header, *rows]
+    if len(rows) == 1:
+        return f"{title}: none"
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    return f"{title}:\n" + "\n".join(f"  {line}" for line in lines)

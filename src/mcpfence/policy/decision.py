@@ -1,0 +1,85 @@
+"""What the engine is asked (:class:`ToolCall`) and what it answers (:class:`Decision`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+DecisionKind = Literal["allow", "mutate", "deny", "audit"]
+Action = Literal["enforce", "audit"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One ``tools/call`` and the context policies may look at (SPEC §3 variables)."""
+
+    route: str
+    tool: str
+    args: dict[str, Any]
+    annotations: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    session_id: str = ""
+    session_calls: Sequence[Mapping[str, Any]] = ()
+    client_id: str = ""
+    # Opaque strings seen in earlier tool results (SPEC §4). Pass a
+    # :class:`~mcpfence.policy.opaque.TokenMemory` to reuse its index across calls.
+    known_tokens: Collection[str] = ()
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    message: str
+    action: Action = "enforce"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    policy: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one call: what to do and exactly which arguments to forward."""
+
+    decision: DecisionKind
+    args: dict[str, Any]
+    violations: tuple[Violation, ...] = ()
+    mutations: tuple[Mutation, ...] = ()
+    matched: tuple[str, ...] = ()
+
+    @property
+    def blocking(self) -> tuple[Violation, ...]:
+        """The violations that deny the call (``action: enforce``)."""
+        return tuple(v for v in self.violations if v.action == "enforce")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form shared by ``explain --json``, test output and the decision log."""
+        return {
+            "decision": self.decision,
+            "args": self.args,
+            "violations": [
+                {"policy": v.policy, "message": v.message, "action": v.action}
+                for v in self.violations
+            ],
+            "mutations": [{"policy": m.policy, "path": m.path} for m in self.mutations],
+            "policies": list(self.matched),
+        }
+
+
+def denial_result(decision: Decision) -> dict[str, Any]:
+    """The tool result a denied call is answered with (SPEC §3), readable by the model."""
+    blocking = decision.blocking
+    text = "\n".join(f"Blocked by policy {v.policy}: {v.message}" for v in blocking)
+    return {
+        "isError": True,
+        "content": [{"type": "text", "text": text}],
+        "_meta": {
+            "mcpfence/decision": {
+                "decision": decision.decision,
+                "violations": [{"policy": v.policy, "message": v.message} for v in blocking],
+            }
+        },
+    }

@@ -1,0 +1,291 @@
+"""Deciding one ``tools/call`` against the loaded policies (SPEC §3 steps 1-6)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from typing import Any
+
+from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
+from mcpfence.policy.decision import Decision, DecisionKind, Mutation, ToolCall, Violation
+from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
+from mcpfence.policy.opaque import TokenMemory, as_memory
+from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
+
+MAX_ARGS_BYTES = 256 * 1024
+LIMITS_POLICY = "mcpfence/limits"  # not a valid policy name, so it never collides
+_GLOB_CHARS = frozenset("*?[")
+_POLICY_ROOTS = frozenset({"params", "variables"})
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialization used for hashing and comparing argument objects."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON data that, unlike ``==``, tells ``1``, ``1.0`` and ``true`` apart."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return bool(a == b)
+
+
+def _copy(value: Any) -> Any:
+    """Deep copy of JSON data (much cheaper than :func:`copy.deepcopy`)."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+class _CallState:
+    """The arguments as mutated so far, and a version that changes with each write."""
+
+    def __init__(self, call: ToolCall) -> None:
+        self.call = call
+        self.args = call.args
+        self.version = 0
+        self._owned = False
+        self.context: dict[str, Any] = {
+            "tool": {"name": call.tool, "annotations": dict(call.annotations)},
+            "route": {"name": call.route},
+            "session": {"id": call.session_id, "calls": [dict(c) for c in call.session_calls]},
+            "client": {"id": call.client_id},
+            "now": datetime.datetime.now(datetime.UTC),
+        }
+        self._tokens: TokenMemory | None = None
+        self._shared: dict[frozenset[str], Any] = {}
+        self._shared_version = 0
+
+    def shared_activation(self, roots: frozenset[str]) -> Any:
+        """One activation per set of roots and argument version, shared by the
+        policies that bind nothing of their own (no params, no variables)."""
+        if self._shared_version != self.version:
+            self._shared, self._shared_version = {}, self.version
+        activation = self._shared.get(roots)
+        if activation is None:
+            activation = self._shared[roots] = environment().Activation(self.bind(roots))
+        return activation
+
+    def bind(self, roots: frozenset[str]) -> dict[str, Any]:
+        """The call's variables an expression set reads (binding costs per variable)."""
+        data = {name: value for name, value in self.context.items() if name in roots}
+        data["args"] = self.args
+        return data
+
+    def write(self, tokens: tuple[str, ...], value: Any) -> bool:
+        """Set ``value`` at ``tokens``; whether anything changed."""
+        before = get_at(self.args, tokens)
+        if not is_missing(before) and same_json(before, value):
+            return False
+        if not self._owned:
+            self.args, self._owned = _copy(self.args), True
+        set_at(self.args, tokens, value)
+        self.version += 1
+        return True
+
+    @property
+    def tokens(self) -> TokenMemory:
+        if self._tokens is None:
+            self._tokens = as_memory(self.call.known_tokens)
+        return self._tokens
+
+
+class _Scope:
+    """One policy evaluated within one call: binds only the variables it reads."""
+
+    def __init__(self, policy: CompiledPolicy, state: _CallState) -> None:
+        self.policy = policy
+        self.state = state
+        self._activation: Any = None
+        self._version = -1
+
+    def evaluate(self, expression: CompiledExpression) -> Any:
+        if self._version != self.state.version:
+            own = self.policy.roots & _POLICY_ROOTS
+            self._activation = (
+                environment().Activation(self._data())
+                if own
+                else self.state.shared_activation(self.policy.roots)
+            )
+            self._version = self.state.version
+        return expression.evaluate(self._activation)
+
+    def _data(self) -> dict[str, Any]:
+        roots = self.policy.roots
+        data = self.state.bind(roots)
+        if "params" in roots:
+            data["params"] = self.policy.params
+        if "variables" in roots:
+            data["variables"] = self._variables(data)
+        return data
+
+    def _variables(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Each variable sees the ones before it; a failing one is left out, so only
+        expressions that actually use it fail (under the policy's failurePolicy)."""
+        values: dict[str, Any] = {}
+        for variable in self.policy.variables:
+            activation = environment().Activation({**data, "variables": values})
+            try:
+                values[variable.name] = variable.expression.evaluate(activation)
+            except EvaluationError:
+                continue
+        return values
+
+    def violation(self, message: str) -> Violation:
+        return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce")
+
+
+class PolicySet:
+    """An immutable, loaded set of policies; the proxy swaps whole sets on reload."""
+
+    def __init__(self, policies: list[CompiledPolicy], revision: str) -> None:
+        self.policies = tuple(sorted(policies, key=lambda p: p.order))
+        self.revision = revision
+        self._literal: dict[str, list[CompiledPolicy]] = {}
+        self._globbed: list[CompiledPolicy] = []
+        for policy in self.policies:
+            if any(_GLOB_CHARS & set(tool) for tool in policy.tools):
+                self._globbed.append(policy)
+            else:
+                for tool in dict.fromkeys(policy.tools):
+                    self._literal.setdefault(tool, []).append(policy)
+        self.candidates = lru_cache(maxsize=4096)(self._resolve)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def _resolve(self, route: str, tool: str) -> tuple[CompiledPolicy, ...]:
+        """Policies whose ``match`` holds, in order; cached per (route, tool)."""
+        found = list(self._literal.get(tool, ()))
+        found += [p for p in self._globbed if any(fnmatchcase(tool, g) for g in p.tools)]
+        found.sort(key=lambda p: p.order)
+        return tuple(p for p in found if any(fnmatchcase(route, g) for g in p.routes))
+
+    def guidance(self, route: str, tool: str) -> list[str]:
+        """Guidance of every policy matching the tool (``when`` is not known yet)."""
+        return [p.guidance for p in self.candidates(route, tool) if p.guidance]
+
+    def opaque_patterns(self) -> tuple[re.Pattern[str], ...]:
+        """Every opaque pattern, for harvesting tokens from tool results."""
+        patterns = (rule.pattern for p in self.policies for rule in p.opaque if rule.pattern)
+        return tuple(dict.fromkeys(patterns))
+
+    def decide(self, call: ToolCall) -> Decision:
+        candidates = self.candidates(call.route, call.tool)
+        if not candidates:
+            return Decision("allow", call.args)
+        size = len(canonical_json(call.args).encode())
+        if size > MAX_ARGS_BYTES:
+            message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
+            return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
+        state = _CallState(call)
+        violations: list[Violation] = []
+        mutations: list[Mutation] = []
+        selected: list[_Scope] = []
+        matched: list[str] = []
+        for policy in candidates:
+            scope = _Scope(policy, state)
+            try:
+                holds = policy.when is None or _as_bool(scope.evaluate(policy.when))
+            except EvaluationError as exc:
+                if policy.fail_closed:
+                    matched.append(policy.name)
+                    violations.append(scope.violation(f"the when condition failed: {exc}"))
+                continue
+            if holds:
+                matched.append(policy.name)
+                selected.append(scope)
+                _mutate(scope, mutations, violations)
+        for scope in selected:
+            _validate(scope, violations)
+            _check_opaque(scope, violations)
+        return Decision(
+            _verdict(violations, mutations, call.args, state.args),
+            state.args,
+            tuple(violations),
+            tuple(mutations),
+            tuple(matched),
+        )
+
+
+def _as_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise EvaluationError("result is not a bool")
+    return value
+
+
+def _verdict(
+    violations: list[Violation], mutations: list[Mutation], before: Any, after: Any
+) -> DecisionKind:
+    if any(v.action == "enforce" for v in violations):
+        return "deny"
+    if violations:
+        return "audit"
+    if mutations and not same_json(before, after):
+        return "mutate"
+    return "allow"
+
+
+def _mutate(scope: _Scope, mutations: list[Mutation], violations: list[Violation]) -> None:
+    for mutation in scope.policy.mutations:
+        try:
+            value = to_json(scope.evaluate(mutation.expression))
+            if scope.state.write(mutation.tokens, value):
+                mutations.append(Mutation(scope.policy.name, mutation.path))
+        except (EvaluationError, PointerError) as exc:
+            if scope.policy.fail_closed:
+                violations.append(scope.violation(f"mutation {mutation.path} failed: {exc}"))
+
+
+def _validate(scope: _Scope, violations: list[Violation]) -> None:
+    for number, validation in enumerate(scope.policy.validations, start=1):
+        try:
+            if _as_bool(scope.evaluate(validation.expression)):
+                continue
+        except EvaluationError as exc:
+            if scope.policy.fail_closed:
+                violations.append(scope.violation(f"validation {number} failed to evaluate: {exc}"))
+            continue
+        violations.append(scope.violation(_message(scope, validation)))
+
+
+def _message(scope: _Scope, validation: CompiledValidation) -> str:
+    """``messageExpression``, else ``message``, else the rule itself."""
+    if validation.message_expression is not None:
+        try:
+            text = scope.evaluate(validation.message_expression)
+            if isinstance(text, str) and text:
+                return text
+        except EvaluationError:
+            pass
+    return validation.message or f"policy {scope.policy.name} requires {validation.expression.source}"
+
+
+def _check_opaque(scope: _Scope, violations: list[Violation]) -> None:
+    for rule in scope.policy.opaque:
+        value = get_at(scope.state.args, rule.tokens)
+        if is_missing(value):
+            continue
+        if not isinstance(value, str):
+            violations.append(scope.violation(f"{rule.path} must be an opaque token string"))
+            continue
+        # An edited copy of a known token is the more useful diagnosis: it quotes the original.
+        original = scope.state.tokens.original_of(value) if scope.state.call.known_tokens else None
+        if original is not None:
+            violations.append(scope.violation(
+                f"{rule.path} was altered; pass the token exactly as returned earlier: {original}"
+            ))
+        elif rule.pattern is not None and not rule.pattern.search(value):
+            violations.append(scope.violation(
+                f"{rule.path} is not a well-formed token; pass it exactly as the tool returned it"
+            ))
+

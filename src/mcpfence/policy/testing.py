@@ -1,0 +1,71 @@
+"""Running ``kind: PolicyTest`` cases (SPEC §5) against the policies they name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcpfence.policy.decision import Decision, ToolCall
+from mcpfence.policy.engine import PolicySet, canonical_json
+from mcpfence.policy.loader import load_policy_set
+from mcpfence.policy.models import Expectation, PolicyTest, PolicyTestCase
+from mcpfence.yamlsource import YamlDocument
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def __str__(self) -> str:
+        return f"PASS {self.name}" if self.passed else f"FAIL {self.name}: {'; '.join(self.failures)}"
+
+
+def policies_under_test(doc: YamlDocument, test: PolicyTest) -> PolicySet:
+    """The policy set a test file names, paths relative to the test file."""
+    base = Path(doc.file).parent
+    return load_policy_set([base / path for path in test.spec.policies])
+
+
+def run_case(policies: PolicySet, case: PolicyTestCase) -> CaseResult:
+    decision = policies.decide(
+        ToolCall(
+            route=case.route,
+            tool=case.tool,
+            args=case.args,
+            annotations=case.annotations,
+            session_id=case.session.id,
+            session_calls=case.session.calls,
+            client_id=case.client.id,
+            known_tokens=case.known_tokens,
+        )
+    )
+    return CaseResult(case.name, tuple(_mismatches(case.expect, decision)))
+
+
+def _mismatches(expect: Expectation, decision: Decision) -> list[str]:
+    found = []
+    if expect.decision is not None and expect.decision != decision.decision:
+        reasons = "; ".join(f"{v.policy}: {v.message}" for v in decision.violations)
+        found.append(
+            f"expected decision {expect.decision}, got {decision.decision}"
+            + (f" ({reasons})" if reasons else "")
+        )
+    if expect.args is not None and canonical_json(expect.args) != canonical_json(decision.args):
+        found.append(
+            f"expected args {canonical_json(expect.args)}, got {canonical_json(decision.args)}"
+        )
+    if expect.violations is not None:
+        want = sorted(set(expect.violations))
+        got = sorted({v.policy for v in decision.violations})
+        if want != got:
+            found.append(f"expected violations [{', '.join(want)}], got [{', '.join(got)}]")
+    for text in expect.messages or ():
+        if not any(text in v.message for v in decision.violations):
+            messages = [v.message for v in decision.violations]
+            found.append(f"expected a violation message containing {text!r}, got {messages}")
+    return found
