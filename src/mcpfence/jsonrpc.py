@@ -8,6 +8,7 @@ different values) and every forwarded message is serialized by us.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
 PARSE_ERROR: Final = -32700
@@ -24,12 +25,21 @@ RequestId = str | int | None
 class JsonRpcError(Exception):
     """A JSON-RPC error to answer with, plus the HTTP status that carries it."""
 
-    def __init__(self, code: int, message: str, *, status: int = 400, id: RequestId = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        status: int = 400,
+        id: RequestId = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.id = id
+        self.headers = list(headers)
 
     def to_message(self) -> Message:
         return error_response(self.id, self.code, self.message)
@@ -44,8 +54,13 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+def _reject_constant(name: str) -> Any:
+    raise JsonRpcError(PARSE_ERROR, f"Parse error: {name} is not JSON")
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
 def loads(body: bytes | str) -> Any:
@@ -62,6 +77,11 @@ def loads(body: bytes | str) -> Any:
 def dumps(value: Any) -> bytes:
     """Serialize compactly as UTF-8; this is the only form mcpfence forwards."""
     return _encoder.encode(value).encode("utf-8")
+
+
+def canonical(value: Any) -> bytes:
+    """One byte string per JSON value (sorted keys, no spaces, UTF-8): for hashes and equality."""
+    return _canonical.encode(value).encode("utf-8")
 
 
 def is_request(message: Message) -> bool:

@@ -1,7 +1,7 @@
 """The policy engine: YAML + CEL policies that allow, rewrite or deny tool calls."""
 
 from mcpfence.policy.decision import Decision, Mutation, ToolCall, Violation, denial_result
-from mcpfence.policy.engine import PolicySet, canonical_json
+from mcpfence.policy.engine import PolicySet
 from mcpfence.policy.loader import load_policy_set
 from mcpfence.policy.opaque import TokenMemory, harvest
 
@@ -12,7 +12,6 @@ __all__ = [
     "TokenMemory",
     "ToolCall",
     "Violation",
-    "canonical_json",
     "denial_result",
     "harvest",
     "load_policy_set",

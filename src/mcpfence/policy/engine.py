@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
+from mcpfence.jsonrpc import canonical
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.decision import Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
@@ -19,11 +19,6 @@ MAX_ARGS_BYTES = 256 * 1024
 LIMITS_POLICY = "mcpfence/limits"  # not a valid policy name, so it never collides
 _GLOB_CHARS = frozenset("*?[")
 _POLICY_ROOTS = frozenset({"params", "variables"})
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialization used for hashing and comparing argument objects."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -183,7 +178,7 @@ class PolicySet:
         candidates = self.candidates(call.route, call.tool)
         if not candidates:
             return Decision("allow", call.args)
-        size = len(canonical_json(call.args).encode())
+        size = len(canonical(call.args))
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcpfence.jsonrpc import canonical
 from mcpfence.policy.decision import Decision, ToolCall
-from mcpfence.policy.engine import PolicySet, canonical_json
+from mcpfence.policy.engine import PolicySet
 from mcpfence.policy.loader import load_policy_set
 from mcpfence.policy.models import Expectation, PolicyTest, PolicyTestCase
 from mcpfence.yamlsource import YamlDocument
@@ -55,9 +56,9 @@ def _mismatches(expect: Expectation, decision: Decision) -> list[str]:
             f"expected decision {expect.decision}, got {decision.decision}"
             + (f" ({reasons})" if reasons else "")
         )
-    if expect.args is not None and canonical_json(expect.args) != canonical_json(decision.args):
+    if expect.args is not None and canonical(expect.args) != canonical(decision.args):
         found.append(
-            f"expected args {canonical_json(expect.args)}, got {canonical_json(decision.args)}"
+            f"expected args {canonical(expect.args).decode()}, got {canonical(decision.args).decode()}"
         )
     if expect.violations is not None:
         want = sorted(set(expect.violations))

@@ -1,0 +1,64 @@
+"""JSON-RPC framing: what mcpfence accepts, and the one form it forwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcpfence import jsonrpc
+from mcpfence.jsonrpc import JsonRpcError
+
+
+def test_malformed_json_is_a_parse_error() -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(b'{"jsonrpc": "2.0",')
+    assert caught.value.code == jsonrpc.PARSE_ERROR
+
+
+def test_duplicate_keys_are_an_invalid_request_naming_the_key() -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(b'{"id": 1, "method": "a", "method": "b"}')
+    assert caught.value.code == jsonrpc.INVALID_REQUEST
+    assert "'method'" in caught.value.message
+
+
+def test_duplicate_keys_in_nested_arguments_are_refused_too() -> None:
+    with pytest.raises(JsonRpcError):
+        jsonrpc.loads(b'{"params": {"arguments": {"email": "a", "email": "b"}}}')
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_a_parse_error(constant: str) -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(f'{{"x": {constant}}}'.encode())
+    assert caught.value.code == jsonrpc.PARSE_ERROR
+
+
+def test_dumps_is_compact_utf8() -> None:
+    assert jsonrpc.dumps({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}'.encode()
+
+
+def test_canonical_sorts_keys() -> None:
+    assert jsonrpc.canonical({"b": 1, "a": {"d": 2, "c": 3}}) == b'{"a":{"c":3,"d":2},"b":1}'
+
+
+@pytest.mark.parametrize(
+    "message",
+    [[], "text", {"id": 1, "method": "x"}, {"jsonrpc": "1.0", "id": 1, "method": "x"},
+     {"jsonrpc": "2.0", "id": True, "method": "x"}, {"jsonrpc": "2.0", "id": 1, "method": 5},
+     {"jsonrpc": "2.0", "id": 1}],
+    ids=["array", "string", "no-version", "old-version", "bool-id", "method-not-string", "neither"],
+)
+def test_envelopes_that_are_not_json_rpc_are_invalid_requests(message: object) -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.validate_message(message)
+    assert caught.value.code == jsonrpc.INVALID_REQUEST
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "method": "notifications/x"},
+     {"jsonrpc": "2.0", "id": "a", "result": {}}, {"jsonrpc": "2.0", "id": None, "error": {"code": 1}}],
+    ids=["request", "notification", "response", "error"],
+)
+def test_requests_notifications_and_responses_are_valid(message: dict[str, object]) -> None:
+    assert jsonrpc.validate_message(message) is message
