@@ -1,0 +1,1 @@
+"""Benchmarks: mcpfence next to nginx and a bare forwarder (see README.md)."""
