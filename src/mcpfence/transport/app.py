@@ -10,6 +10,8 @@ from mcpfence import jsonrpc
 from mcpfence.transport.http import Receive, Request, Scope, Send, send_jsonrpc_error
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Last path segments of the legacy HTTP+SSE endpoints, served under a route's path.
+LEGACY_LEAVES = frozenset({"sse", "messages"})
 
 
 class Route(Protocol):
@@ -31,6 +33,28 @@ class OriginGuard:
         return urlsplit(origin).hostname in LOCAL_HOSTS
 
 
+class HostGuard:
+    """DNS-rebinding protection for a proxy listening on loopback.
+
+    A browser tricked by a rebound DNS name sends that name as ``Host``; a
+    loopback listener only answers to loopback names (any port) and the
+    configured host, as the MCP SDK's own servers do. A proxy listening on a
+    public address is reached under names it cannot know, so it checks nothing.
+    """
+
+    def __init__(self, listen_host: str) -> None:
+        self.enabled = listen_host.strip("[]") in LOCAL_HOSTS
+        self.allowed = LOCAL_HOSTS | {listen_host.strip("[]").lower()}
+
+    def allows(self, host: str | None) -> bool:
+        if not self.enabled:
+            return True
+        if not host:
+            return False
+        name = urlsplit(f"//{host}").hostname
+        return name is not None and name in self.allowed
+
+
 class ProxyApp:
     """Dispatches each request to the route configured at its path."""
 
@@ -38,11 +62,16 @@ class ProxyApp:
         self,
         routes: Mapping[str, Route],
         origins: OriginGuard,
+        resolve: Callable[[str], Route | None] | None = None,
         lifespan: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
+        hosts: HostGuard | None = None,
     ) -> None:
         self.routes = {path.rstrip("/") or "/": route for path, route in routes.items()}
         self.origins = origins
+        # Routes not known at start-up (token routes): looked up per request, in memory.
+        self._resolve = resolve
+        self.hosts = hosts or HostGuard("0.0.0.0")
         self._startup = lifespan
         self._shutdown = shutdown
 
@@ -53,9 +82,13 @@ class ProxyApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        route = self.routes.get(request.path.rstrip("/") or "/")
+        if not self.hosts.allows(request.headers.get("host")):
+            error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Host not allowed", status=421)
+            await send_jsonrpc_error(send, error)
+            return
+        route = self._find(request.path.rstrip("/") or "/")
         if route is None:
-            error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, f"no route at {request.path}", status=404)
+            error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "no route at this path", status=404)
             await send_jsonrpc_error(send, error)
             return
         if not self.origins.allows(request.headers.get("origin")):
@@ -63,6 +96,17 @@ class ProxyApp:
             await send_jsonrpc_error(send, error)
             return
         await route.handle(request, send)
+
+    def _find(self, path: str) -> Route | None:
+        """The route at ``path``, or the route whose legacy SSE endpoint ``path`` is."""
+        route = self.routes.get(path)
+        if route is None:
+            parent, _, leaf = path.rpartition("/")
+            legacy = self.routes.get(parent or "/") if leaf in LEGACY_LEAVES else None
+            route = legacy if getattr(legacy, "serves_legacy_sse", False) else None
+        if route is None and self._resolve is not None:
+            route = self._resolve(path)
+        return route
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

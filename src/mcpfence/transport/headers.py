@@ -21,6 +21,8 @@ FORWARDED_REQUEST_HEADERS: Final = frozenset(
         "mcp-method",
         "mcp-name",
         "last-event-id",
+        "traceparent",
+        "tracestate",
         "user-agent",
     }
 )

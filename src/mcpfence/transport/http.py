@@ -88,4 +88,26 @@ async def send_response(
 
 async def send_jsonrpc_error(send: Send, error: jsonrpc.JsonRpcError, headers: RawHeaders = ()) -> None:
     """Answer with a JSON-RPC error object at the error's HTTP status."""
-    await send_response(send, error.status, jsonrpc.dumps(error.to_message()), [*JSON_HEADERS, *headers])
+    body = jsonrpc.dumps(error.to_message())
+    await send_response(send, error.status, body, [*JSON_HEADERS, *error.headers, *headers])
+
+
+async def until_disconnect(
+    request: Request, work: Awaitable[None], closed: asyncio.Event | None = None
+) -> None:
+    """Run ``work`` (a relayed stream); cancel it, and so its upstream request, when the
+    client goes away or ``closed`` is set (the route was withdrawn)."""
+    task = asyncio.ensure_future(work)
+    watchers: set[asyncio.Future[Any]] = {asyncio.ensure_future(request.wait_disconnect())}
+    if closed is not None:
+        watchers.add(asyncio.ensure_future(closed.wait()))
+    try:
+        await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        else:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()

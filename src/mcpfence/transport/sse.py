@@ -8,8 +8,19 @@ is empty. So an event is kept as its ordered lines, and only ``data`` changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
+from typing import Any
+
+from mcpfence import jsonrpc
 
 
 @dataclass
@@ -91,3 +102,24 @@ def _parse_block(block: str) -> Event:
         if name:
             event.lines.append((name, value))
     return event
+
+
+async def read_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
+    """Events from a byte stream (an upstream response body), each as soon as it is complete."""
+    parser = Parser()
+    async for chunk in chunks:
+        for event in parser.feed(chunk):
+            yield event
+
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+async def send_event(send: Send, event: Event) -> None:
+    """Write one event to an open ASGI streaming response."""
+    await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+
+
+async def send_message(send: Send, message: Mapping[str, Any]) -> None:
+    """Write one JSON-RPC message as a new ``message`` event."""
+    await send_event(send, message_event(jsonrpc.dumps(message).decode()))

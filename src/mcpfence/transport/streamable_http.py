@@ -10,35 +10,33 @@ of session) are relayed with the same header rules.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
 
 from mcpfence import jsonrpc
+from mcpfence.access.guard import AccessGuard
+from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.transport import sse
 from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
 from mcpfence.transport.http import (
     JSON_HEADERS,
-    BodyTooLarge,
+    RawHeaders,
     Request,
     Send,
     send_jsonrpc_error,
     send_response,
+    until_disconnect,
 )
+from mcpfence.transport.messages import meta_version, read_messages, tool_name
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
-# Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
-BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
-PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
-# Method → the params key the `Mcp-Name` header mirrors (2026-07-28).
-NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-MAX_UPSTREAM_JSON: Final = 64 * 1024 * 1024
+MAX_UPSTREAM_BODY: Final = 64 * 1024 * 1024
 
 
 @dataclass
@@ -49,50 +47,57 @@ class Exchange:
     pending: dict[Any, Flow] = field(default_factory=dict)
     local: list[Flow] = field(default_factory=list)
     forward: list[Message] = field(default_factory=list)
+    # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    # Headers every answer to this POST carries (RateLimit-*).
+    response_headers: RawHeaders = ()
 
 
 class StreamableHttpRoute:
     """One configured route: relays MCP Streamable HTTP to its upstream."""
 
     def __init__(
-        self, name: str, upstream: Upstream, pipeline: Pipeline, max_body_bytes: int
+        self,
+        name: str,
+        upstream: Upstream,
+        pipeline: Pipeline,
+        max_body_bytes: int,
+        guard: AccessGuard | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
+        self.guard = guard
+        # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
+        self.closed = asyncio.Event()
 
     async def handle(self, request: Request, send: Send) -> None:
+        try:
+            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+        except JsonRpcError as error:
+            await send_jsonrpc_error(send, error)
+            return
         if request.method == "POST":
-            await self.post(request, send)
+            await self.post(request, send, client_id)
         elif request.method in ("GET", "DELETE"):
-            await self.relay(request, send, context=self._context(request, ""))
+            await self.relay(request, send, context=self._context(request, "", client_id))
         else:
             allow = [(b"allow", b"GET, POST, DELETE")]
             await send_response(send, 405, b"Method Not Allowed", allow)
 
     # -- POST ---------------------------------------------------------------
 
-    async def post(self, request: Request, send: Send) -> None:
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            error = JsonRpcError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json")
-            error.status = 415
-            await send_jsonrpc_error(send, error)
-            return
+    async def post(self, request: Request, send: Send, client_id: str = "") -> None:
         try:
-            body = await request.body(self.max_body_bytes)
-        except BodyTooLarge:
-            message = f"request body exceeds {self.max_body_bytes} bytes"
-            await send_jsonrpc_error(send, JsonRpcError(jsonrpc.INVALID_REQUEST, message, status=413))
-            return
-        try:
-            messages, batch = parse_body(body, request.headers.get("mcp-protocol-version", ""))
-            check_routing_headers(request, messages)
+            messages, batch = await read_messages(request, self.max_body_bytes, "")
+            session_id = request.headers.get("mcp-session-id", "")
+            limits = self.guard.admit(session_id, client_id, tool_name(messages)) if self.guard else []
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
-        exchange = self._start(request, messages)
+        exchange = self._start(request, messages, client_id)
+        exchange.response_headers = limits
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
             return
@@ -103,17 +108,18 @@ class StreamableHttpRoute:
         except UpstreamError as error:
             await self._fail(send, exchange, error, batch)
 
-    def _context(self, request: Request, protocol_version: str) -> Context:
+    def _context(self, request: Request, protocol_version: str, client_id: str) -> Context:
         return Context(
             route=self.name,
             session_id=request.headers.get("mcp-session-id", ""),
+            client_id=client_id,
             protocol_version=request.headers.get("mcp-protocol-version", protocol_version),
             headers=request.headers,
         )
 
-    def _start(self, request: Request, messages: list[Message]) -> Exchange:
+    def _start(self, request: Request, messages: list[Message], client_id: str) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(self._context(request, _meta_version(messages)))
+        exchange = Exchange(self._context(request, meta_version(messages), client_id))
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(message)
@@ -126,12 +132,14 @@ class StreamableHttpRoute:
             else:
                 exchange.forward.append(flow.request)
                 exchange.pending[flow.request["id"]] = flow
+                if not exchange.upstream_headers:
+                    exchange.upstream_headers = flow.notes.get("upstream_headers", {})
         return exchange
 
     async def _reply_locally(self, send: Send, exchange: Exchange, batch: bool) -> None:
         answers = [flow.response for flow in exchange.local]
         body = jsonrpc.dumps(answers if batch else answers[0])
-        await send_response(send, 200, body, JSON_HEADERS)
+        await send_response(send, 200, body, [*JSON_HEADERS, *exchange.response_headers])
 
     async def _forward(
         self,
@@ -143,6 +151,7 @@ class StreamableHttpRoute:
         deadline: float,
     ) -> None:
         headers = upstream_request_headers(request.headers, self.upstream.headers)
+        headers.update(exchange.upstream_headers)
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
         try:
@@ -155,14 +164,23 @@ class StreamableHttpRoute:
             elif exchange.local and response.status == 202:
                 await self._reply_locally(send, exchange, batch)
             else:
-                await self._relay_verbatim(send, response, await self._read(response, deadline))
+                raw = await self._read(response, deadline)
+                await send_response(send, response.status, raw, self._headers(response, exchange))
         finally:
             response.release()
 
     async def _read(self, response: aiohttp.ClientResponse, deadline: float | None) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
         try:
             async with asyncio.timeout_at(deadline):
-                return await response.content.read(MAX_UPSTREAM_JSON)
+                async for chunk in response.content.iter_any():
+                    size += len(chunk)
+                    if size > MAX_UPSTREAM_BODY:
+                        limit = f"exceeds {MAX_UPSTREAM_BODY} bytes"
+                        raise UpstreamError(f"upstream {self.upstream.url} answer {limit}")
+                    chunks.append(chunk)
+            return b"".join(chunks)
         except TimeoutError:
             raise self.upstream.timeout_error() from None
         except aiohttp.ClientError as exc:
@@ -184,8 +202,7 @@ class StreamableHttpRoute:
         answers.extend(flow.response for flow in exchange.local if flow.response is not None)
         answers.extend(self._unanswered(exchange))
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
-        headers = downstream_response_headers(response.headers.items())
-        await send_response(send, response.status, out, headers)
+        await send_response(send, response.status, out, self._headers(response, exchange))
 
     def _answer(self, exchange: Exchange, message: Any) -> Message:
         """Pass one upstream message through the pipeline, as an answer or on its own."""
@@ -216,7 +233,8 @@ class StreamableHttpRoute:
         answers = [f.response for f in exchange.local if f.response is not None]
         answers += self._unanswered(exchange, error.message)
         body = jsonrpc.dumps(answers if batch else answers[0])
-        await send_response(send, 200 if batch else error.status, body, JSON_HEADERS)
+        headers = [*JSON_HEADERS, *exchange.response_headers]
+        await send_response(send, 200 if batch else error.status, body, headers)
 
     # -- streams ------------------------------------------------------------
 
@@ -233,26 +251,26 @@ class StreamableHttpRoute:
         Once the stream has started, failures can no longer change the status: each
         request still unanswered gets its -32603 error as a last event instead.
         """
-        headers = downstream_response_headers(response.headers.items())
+        headers = self._headers(response, exchange)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         for flow in exchange.local:
             assert flow.response is not None
-            await _send_message(send, flow.response)
+            await sse.send_message(send, flow.response)
         reason = ""
         try:
             async with asyncio.timeout_at(deadline):
-                await _until_disconnect(request, self._pump(send, exchange, response))
+                await until_disconnect(request, self._pump(send, exchange, response), self.closed)
         except TimeoutError:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
             reason = f"upstream {self.upstream.url} stream failed: {exc}"
         for answer in self._unanswered(exchange, reason):
-            await _send_message(send, answer)
+            await sse.send_message(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
-        async for event in _events(response):
-            await _send_event(send, self._check_event(exchange, event))
+        async for event in sse.read_events(response.content.iter_any()):
+            await sse.send_event(send, self._check_event(exchange, event))
 
     def _check_event(self, exchange: Exchange, event: sse.Event) -> sse.Event:
         data = event.data
@@ -275,116 +293,31 @@ class StreamableHttpRoute:
             await send_jsonrpc_error(send, error)
             return
         try:
+            exchange = Exchange(context)
+            out_headers = self._headers(response, exchange)
             if _content_kind(response) != "text/event-stream":
-                await self._relay_verbatim(send, response, await self._read(response, None))
+                await send_response(send, response.status, await self._read(response, None), out_headers)
                 return
-            out_headers = downstream_response_headers(response.headers.items())
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             # A server stream that ends badly just ends ours; the client reconnects.
             with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError):
-                await _until_disconnect(request, self._pump(send, Exchange(context), response))
+                await until_disconnect(request, self._pump(send, exchange, response), self.closed)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             response.release()
 
-    async def _relay_verbatim(
-        self, send: Send, response: aiohttp.ClientResponse, body: bytes
-    ) -> None:
-        headers = downstream_response_headers(response.headers.items())
-        await send_response(send, response.status, body, headers)
-
-
-def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]:
-    """Parse a POST body into validated messages; batches only where the revision has them."""
-    payload = jsonrpc.loads(body)
-    if isinstance(payload, list):
-        if protocol_version not in BATCH_VERSIONS:
-            raise JsonRpcError(
-                jsonrpc.INVALID_REQUEST, f"batches are not part of MCP {protocol_version}"
-            )
-        if not payload:
-            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: empty batch")
-        return [jsonrpc.validate_message(item) for item in payload], True
-    return [jsonrpc.validate_message(payload)], False
-
-
-def check_routing_headers(request: Request, messages: list[Message]) -> None:
-    """``Mcp-Method``/``Mcp-Name`` must agree with the body they route (HTTP 400, -32020)."""
-    headers = request.headers
-    method_header = headers.get("mcp-method")
-    name_header = headers.get("mcp-name")
-    if method_header is None and name_header is None:
-        return
-    names = [name.lower() for name, _ in request.raw_headers]
-    for routing in ("mcp-method", "mcp-name", "mcp-protocol-version"):
-        if names.count(routing) > 1:
-            raise _mismatch(f"{routing} header appears more than once")
-    message = messages[0]
-    if len(messages) != 1 or "method" not in message:
-        raise _mismatch("Mcp-Method header on a body that is not a single request")
-    if method_header is not None and method_header != message["method"]:
-        raise _mismatch("Mcp-Method header does not match the request body's method")
-    key = NAME_BEARING.get(message["method"])
-    params = message.get("params")
-    named = params.get(key) if key is not None and isinstance(params, dict) else None
-    if named is not None and (name_header is None or _decode_header_value(name_header) != named):
-        raise _mismatch(f"Mcp-Name header does not match the request body's {key!r}")
-
-
-def _mismatch(message: str) -> JsonRpcError:
-    return JsonRpcError(jsonrpc.HEADER_MISMATCH, message, status=400)
-
-
-def _decode_header_value(value: str) -> str:
-    """Header values that are not plain ASCII travel as ``=?base64?...?=``."""
-    if value.startswith("=?base64?") and value.endswith("?="):
-        try:
-            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
-        except ValueError:
-            return value
-    return value
-
-
-def _meta_version(messages: list[Message]) -> str:
-    params = messages[0].get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) else None
-    return version if isinstance(version, str) else ""
+    @staticmethod
+    def _headers(response: aiohttp.ClientResponse, exchange: Exchange) -> list[tuple[bytes, bytes]]:
+        """The client's response headers: the upstream's, rate-limit ones normalized on a 429."""
+        upstream: Mapping[str, str] = response.headers
+        if response.status == 429:
+            upstream = normalize_upstream_headers(response.headers)
+        return [*downstream_response_headers(upstream.items()), *exchange.response_headers]
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[sse.Event]:
-    parser = sse.Parser()
-    async for chunk in response.content.iter_any():
-        for event in parser.feed(chunk):
-            yield event
-
-
 def _content_kind(response: aiohttp.ClientResponse) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _send_message(send: Send, message: Message) -> None:
-    await _send_event(send, sse.message_event(jsonrpc.dumps(message).decode()))
-
-
-async def _send_event(send: Send, event: sse.Event) -> None:
-    await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
-
-
-async def _until_disconnect(request: Request, work: Awaitable[None]) -> None:
-    """Run ``work``; cancel it (and so the upstream request) if the client goes away."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(request.wait_disconnect())
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        else:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    finally:
-        watcher.cancel()

@@ -55,8 +55,11 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes | None = None,
         deadline: float | None = None,
+        url: str | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request and wait for the response head, until ``deadline`` (loop time).
+
+        ``url`` overrides the upstream's URL (a legacy SSE server's message endpoint).
 
         The caller owns the response and must ``release()`` it. Connection failures and
         timeouts become :class:`UpstreamError` (-32603), never a bare exception.
@@ -64,7 +67,7 @@ class Upstream:
         try:
             async with asyncio.timeout_at(deadline):
                 return await self.session.request(
-                    method, self.url, data=body, headers=headers, allow_redirects=False
+                    method, url or self.url, data=body, headers=headers, allow_redirects=False
                 )
         except TimeoutError:
             raise self.timeout_error() from None

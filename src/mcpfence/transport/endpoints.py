@@ -1,0 +1,86 @@
+"""Every endpoint one configured route serves, whatever its upstream's transport.
+
+| upstream        | ``{path}`` (Streamable HTTP)    | ``{path}/sse`` + ``{path}/messages`` (legacy) |
+|-----------------|---------------------------------|-----------------------------------------------|
+| streamable-http | relayed exchange by exchange    | bridged: mcpfence is the upstream's client    |
+| sse             | hosted by mcpfence              | hosted by mcpfence                            |
+| stdio           | hosted by mcpfence              | hosted by mcpfence                            |
+
+Hosted sessions of both kinds share one table, so one shared child (or one
+``shared`` upstream session) serves clients of either era.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from mcpfence.access.guard import AccessGuard
+from mcpfence.config import RouteConfig
+from mcpfence.pipeline import Pipeline
+from mcpfence.transport.app import Route
+from mcpfence.transport.hosted import HostedRoute
+from mcpfence.transport.http import Request, Send
+from mcpfence.transport.legacy_sse import LegacySseRoute
+from mcpfence.transport.link import Link
+from mcpfence.transport.sessions import SessionTable
+from mcpfence.transport.stdio import StdioLink
+from mcpfence.transport.upstream import Upstream
+from mcpfence.transport.upstream_client import StreamableHttpLink
+from mcpfence.transport.upstream_sse import SseLink
+
+# The last path segments of the legacy SSE endpoints, under a route's path.
+LEGACY_LEAVES: Final = ("sse", "messages")
+
+
+class RouteEndpoints:
+    """Dispatches between a route's Streamable HTTP endpoint and its legacy SSE pair."""
+
+    serves_legacy_sse = True  # tells ProxyApp to send ``{path}/sse`` and ``{path}/messages`` here
+
+    def __init__(self, path: str, main: Route, legacy: LegacySseRoute, table: SessionTable) -> None:
+        self.path = path.rstrip("/") or "/"
+        self.main = main
+        self.legacy = legacy
+        self.table = table
+
+    async def handle(self, request: Request, send: Send) -> None:
+        if (request.path.rstrip("/") or "/") == self.path:
+            await self.main.handle(request, send)
+        else:
+            await self.legacy.handle(request, send)
+
+    async def close(self) -> None:
+        """Stop every hosted session, and with them the children they started."""
+        await self.table.close()
+
+
+def build_endpoints(
+    route: RouteConfig,
+    pipeline: Pipeline,
+    max_body_bytes: int,
+    base_dir: Path,
+    upstream: Upstream | None,
+    relay: Route | None,
+    guard: AccessGuard | None = None,
+) -> RouteEndpoints:
+    """The endpoints of ``route``, each passing ``pipeline`` and ``guard``.
+
+    ``upstream`` is the HTTP client of a URL upstream (None for stdio); ``relay``
+    serves the route's path when the upstream speaks Streamable HTTP itself (and
+    applies the guard itself).
+    """
+    config = route.upstream
+
+    def link() -> Link:
+        if upstream is None:
+            assert config.command is not None
+            return StdioLink(route.name, config.command, config.env, cwd=base_dir)
+        if config.kind == "sse":
+            return SseLink(upstream)
+        return StreamableHttpLink(upstream)
+
+    table = SessionTable(route.name, pipeline, link, config.timeout_seconds, shared=config.shared)
+    main = relay or HostedRoute(table, max_body_bytes, guard)
+    legacy = LegacySseRoute(route.path, table, max_body_bytes, guard)
+    return RouteEndpoints(route.path, main, legacy, table)

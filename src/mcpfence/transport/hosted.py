@@ -1,0 +1,161 @@
+"""Streamable HTTP served by mcpfence itself, for stdio and legacy SSE upstreams.
+
+mcpfence issues the ``Mcp-Session-Id`` on ``initialize``. A POST carrying
+requests is answered with one JSON body when nothing but the answers arrives,
+and switches to an SSE stream as soon as the server sends anything else
+(progress, sampling, elicitation, logging), so those reach the client while the
+call is in flight. GET opens the stream for server messages no POST carries;
+DELETE ends the session and, unless it is shared, the upstream child with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mcpfence import jsonrpc
+from mcpfence.access.guard import AccessGuard
+from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.transport.http import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    RawHeaders,
+    Request,
+    Send,
+    send_jsonrpc_error,
+    send_response,
+    until_disconnect,
+)
+from mcpfence.transport.messages import meta_version, read_messages, tool_name
+from mcpfence.transport.outbox import HostedOutbox, PostStream
+from mcpfence.transport.sessions import Session, SessionTable
+from mcpfence.transport.sse import send_message
+
+# Revisions without sessions: every request stands alone (2026-07-28).
+STATELESS_VERSIONS: Final = frozenset({"2026-07-28"})
+
+
+def _stateless_version(request: Request, messages: list[Message]) -> str | None:
+    """The 2026-07-28-style revision a sessionless POST declares, if it declares one."""
+    version = request.headers.get("mcp-protocol-version") or meta_version(messages)
+    return version if version in STATELESS_VERSIONS else None
+
+
+@dataclass
+class Incoming:
+    """One POST as received: its messages, its client, and headers its answer carries."""
+
+    request: Request
+    messages: list[Message]
+    batch: bool
+    client_id: str
+    headers: list[tuple[bytes, bytes]]
+
+
+class HostedRoute:
+    """Downstream Streamable HTTP for one route whose upstream is reached through hubs."""
+
+    def __init__(self, table: SessionTable, max_body_bytes: int, guard: AccessGuard | None = None) -> None:
+        self.table = table
+        self.max_body_bytes = max_body_bytes
+        self.guard = guard
+
+    async def handle(self, request: Request, send: Send) -> None:
+        try:
+            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+            if request.method == "POST":
+                await self.post(request, send, client_id)
+            elif request.method == "GET":
+                await self.listen(self._existing(request), request, send)
+            elif request.method == "DELETE":
+                await self.table.end(self._existing(request).id)
+                await send_response(send, 200)
+            else:
+                await send_response(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+        except JsonRpcError as error:
+            await send_jsonrpc_error(send, error)
+
+    def _existing(self, request: Request) -> Session:
+        session_id = request.headers.get("mcp-session-id")
+        if session_id is None:
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+        session = self.table.get(session_id)
+        if session is None or not isinstance(session.outbox, HostedOutbox):
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Session not found", status=404)
+        return session
+
+    async def post(self, request: Request, send: Send, client_id: str) -> None:
+        messages, batch = await read_messages(request, self.max_body_bytes, "")
+        session_id = request.headers.get("mcp-session-id")
+        limits = self.guard.admit(session_id or "", client_id, tool_name(messages)) if self.guard else []
+        incoming = Incoming(request, messages, batch, client_id, limits)
+        version = _stateless_version(request, messages)
+        if session_id is not None:
+            await self._exchange(send, self._existing(request), incoming)
+        elif len(messages) == 1 and messages[0].get("method") == "initialize" and "id" in messages[0]:
+            session = self.table.open(HostedOutbox())
+            incoming.headers.append((b"mcp-session-id", session.id.encode()))
+            await self._exchange(send, session, incoming)
+        elif version is not None:
+            session = self.table.stateless(HostedOutbox(), version)
+            try:
+                await self._exchange(send, session, incoming)
+            finally:
+                await session.hub.leave(session)
+        else:
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+
+    async def _exchange(self, send: Send, session: Session, incoming: Incoming) -> None:
+        """Submit one POST's messages and answer it: 202, JSON, or a stream."""
+        outbox = session.outbox
+        assert isinstance(outbox, HostedOutbox)
+        request = incoming.request
+        request_ids = [m["id"] for m in incoming.messages if jsonrpc.is_request(m)]
+        if not request_ids:
+            await session.submit(incoming.messages, request.headers, incoming.client_id)
+            await send_response(send, 202, b"", incoming.headers)
+            return
+        post = PostStream(request_ids)
+        outbox.posts.append(post)
+        try:
+            await session.submit(incoming.messages, request.headers, incoming.client_id)
+            await until_disconnect(request, self._answer(send, post, incoming.batch, incoming.headers))
+        finally:
+            outbox.posts.remove(post)
+
+    async def _answer(self, send: Send, post: PostStream, batch: bool, headers: RawHeaders) -> None:
+        """Hold answers for one JSON body; stream once anything else comes first."""
+        held: list[Message] = []
+        streaming = False
+
+        async def emit(message: Message) -> None:
+            nonlocal streaming
+            if jsonrpc.is_response(message):
+                post.waiting.discard(message.get("id"))
+                if not streaming:
+                    held.append(message)
+                    return
+            if not streaming:
+                streaming = True
+                start = {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]}
+                await send(start)
+                for answer in held:
+                    await send_message(send, answer)
+            await send_message(send, message)
+
+        # The hub answers every forwarded request in the end, if need be with a timeout error.
+        while post.waiting:
+            await emit(await post.queue.get())
+        if streaming:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        body: Any = held if batch or len(held) > 1 else held[0]
+        await send_response(send, 200, jsonrpc.dumps(body), [*JSON_HEADERS, *headers])
+
+    async def listen(self, session: Session, request: Request, send: Send) -> None:
+        """The GET stream: server messages that no POST stream is carrying."""
+        outbox = session.outbox
+        assert isinstance(outbox, HostedOutbox)
+        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
+        await until_disconnect(request, outbox.general.drain(send))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,86 @@
+"""The legacy HTTP+SSE transport (MCP 2024-11-05) for older clients, whatever the upstream.
+
+``GET {path}/sse`` opens the session's stream; its first event, ``endpoint``,
+names ``{path}/messages?session_id=...``, where the client POSTs each message
+(answered 202). Every answer and server message then arrives on the stream.
+The session, and a per-session upstream with it, ends when the stream closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Final
+from urllib.parse import parse_qs
+
+from mcpfence import jsonrpc
+from mcpfence.access.guard import AccessGuard
+from mcpfence.jsonrpc import JsonRpcError
+from mcpfence.transport import sse
+from mcpfence.transport.http import (
+    SSE_HEADERS,
+    Request,
+    Send,
+    send_jsonrpc_error,
+    send_response,
+    until_disconnect,
+)
+from mcpfence.transport.messages import read_messages, tool_name
+from mcpfence.transport.outbox import LegacyOutbox
+from mcpfence.transport.sessions import Session, SessionTable
+from mcpfence.transport.sse import send_event
+
+LEGACY_VERSION: Final = "2024-11-05"
+
+
+class LegacySseRoute:
+    """``{path}/sse`` and ``{path}/messages`` of one route."""
+
+    def __init__(
+        self, path: str, table: SessionTable, max_body_bytes: int, guard: AccessGuard | None = None
+    ) -> None:
+        self.path = path.rstrip("/")
+        self.table = table
+        self.max_body_bytes = max_body_bytes
+        self.guard = guard
+
+    async def handle(self, request: Request, send: Send) -> None:
+        leaf = request.path.rstrip("/").rpartition("/")[2]
+        try:
+            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+            if leaf == "sse" and request.method == "GET":
+                await self.stream(request, send)
+            elif leaf == "messages" and request.method == "POST":
+                await self.message(request, send, client_id)
+            else:
+                allow = b"GET" if leaf == "sse" else b"POST"
+                await send_response(send, 405, b"Method Not Allowed", [(b"allow", allow)])
+        except JsonRpcError as error:
+            await send_jsonrpc_error(send, error)
+
+    async def stream(self, request: Request, send: Send) -> None:
+        outbox = LegacyOutbox()
+        session = self.table.open(outbox, LEGACY_VERSION)
+        endpoint = f"{self.path}/messages?session_id={session.id}"
+        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
+        await send_event(send, sse.Event([("event", "endpoint"), ("data", endpoint)]))
+        try:
+            await until_disconnect(request, outbox.stream.drain(send))
+        finally:
+            await self.table.end(session.id)
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def message(self, request: Request, send: Send, client_id: str) -> None:
+        session = self._session(request)
+        messages, _ = await read_messages(request, self.max_body_bytes, session.context.protocol_version)
+        limits = self.guard.admit(session.id, client_id, tool_name(messages)) if self.guard else []
+        await session.submit(messages, request.headers, client_id)
+        await send_response(send, 202, b"Accepted", limits)
+
+    def _session(self, request: Request) -> Session:
+        query = parse_qs(request.query.decode("latin-1"))
+        session_id = (query.get("session_id") or query.get("sessionId") or [""])[0]
+        session = self.table.get(session_id)
+        if session is None or not isinstance(session.outbox, LegacyOutbox):
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Session not found", status=404)
+        return session

@@ -1,0 +1,107 @@
+"""Reading a POST's JSON-RPC messages: strict parsing and the 2026-07-28 routing headers.
+
+Every transport that accepts client POSTs (the relay, hosted sessions, legacy SSE)
+checks bodies the same way, so the rules live here once.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Final
+
+from mcpfence import jsonrpc
+from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.transport.http import BodyTooLarge, Request
+
+# Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
+BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
+PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
+# Method → the params key the `Mcp-Name` header mirrors (2026-07-28).
+NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+async def read_messages(
+    request: Request, max_body_bytes: int, protocol_version: str
+) -> tuple[list[Message], bool]:
+    """A POST's JSON-RPC messages, checked like the relay checks them (raises JsonRpcError)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json", status=415)
+    try:
+        body = await request.body(max_body_bytes)
+    except BodyTooLarge:
+        message = f"request body exceeds {max_body_bytes} bytes"
+        raise JsonRpcError(jsonrpc.INVALID_REQUEST, message, status=413) from None
+    messages, batch = parse_body(body, request.headers.get("mcp-protocol-version", protocol_version))
+    check_routing_headers(request, messages)
+    return messages, batch
+
+
+def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]:
+    """Parse a POST body into validated messages; batches only where the revision has them."""
+    payload = jsonrpc.loads(body)
+    if isinstance(payload, list):
+        if protocol_version not in BATCH_VERSIONS:
+            raise JsonRpcError(
+                jsonrpc.INVALID_REQUEST, f"batches are not part of MCP {protocol_version}"
+            )
+        if not payload:
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: empty batch")
+        return [jsonrpc.validate_message(item) for item in payload], True
+    return [jsonrpc.validate_message(payload)], False
+
+
+def check_routing_headers(request: Request, messages: list[Message]) -> None:
+    """``Mcp-Method``/``Mcp-Name`` must agree with the body they route (HTTP 400, -32020)."""
+    headers = request.headers
+    method_header = headers.get("mcp-method")
+    name_header = headers.get("mcp-name")
+    if method_header is None and name_header is None:
+        return
+    message = messages[0]
+    request_id = message.get("id") if len(messages) == 1 else None
+    names = [name.lower() for name, _ in request.raw_headers]
+    for routing in ("mcp-method", "mcp-name", "mcp-protocol-version"):
+        if names.count(routing) > 1:
+            raise _mismatch(f"{routing} header appears more than once", request_id)
+    if len(messages) != 1 or "method" not in message:
+        raise _mismatch("Mcp-Method header on a body that is not a single request", request_id)
+    if method_header is not None and method_header != message["method"]:
+        raise _mismatch("Mcp-Method header does not match the request body's method", request_id)
+    key = NAME_BEARING.get(message["method"])
+    params = message.get("params")
+    named = params.get(key) if key is not None and isinstance(params, dict) else None
+    if named is not None and (name_header is None or _decode_header_value(name_header) != named):
+        raise _mismatch(f"Mcp-Name header does not match the request body's {key!r}", request_id)
+
+
+def _mismatch(message: str, request_id: Any) -> JsonRpcError:
+    """-32020 at HTTP 400, answering the request's id when it has a usable one."""
+    usable = isinstance(request_id, str | int) and not isinstance(request_id, bool)
+    return JsonRpcError(jsonrpc.HEADER_MISMATCH, message, status=400, id=request_id if usable else None)
+
+
+def _decode_header_value(value: str) -> str:
+    """Header values that are not plain ASCII travel as ``=?base64?...?=``."""
+    if value.startswith("=?base64?") and value.endswith("?="):
+        try:
+            return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
+        except ValueError:
+            return value
+    return value
+
+
+def meta_version(messages: list[Message]) -> str:
+    params = messages[0].get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else ""
+
+
+def tool_name(messages: list[Message]) -> str | None:
+    """The tool a single ``tools/call`` names (for per-tool rate limits)."""
+    params = messages[0].get("params")
+    if len(messages) == 1 and messages[0].get("method") == "tools/call" and isinstance(params, dict):
+        name = params.get("name")
+        return name if isinstance(name, str) else None
+    return None

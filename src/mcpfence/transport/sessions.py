@@ -1,0 +1,205 @@
+"""Downstream sessions that mcpfence itself hosts, for upstreams reached through a hub.
+
+Where the upstream speaks Streamable HTTP, mcpfence relays the upstream's own
+sessions. For stdio and legacy SSE upstreams (and for legacy SSE clients) there
+is no upstream session to relay, so mcpfence issues the session id, keeps the
+session's in-flight requests, and runs every message through the route's
+pipeline: one :class:`Flow` per client request, ``server_message`` for the rest.
+Where a message goes next is the downstream transport's business (an
+:class:`Outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Final, Protocol
+
+from mcpfence import jsonrpc
+from mcpfence.jsonrpc import Message, RequestId
+from mcpfence.pipeline import Context, Flow, Pipeline
+from mcpfence.transport.hub import Hub
+from mcpfence.transport.link import LinkFactory
+
+IDLE_SECONDS: Final = 30 * 60.0
+REAP_EVERY_SECONDS: Final = 60.0
+
+
+class Outbox(Protocol):
+    """Where a session's messages to the client go."""
+
+    async def put(self, message: Message, request_id: RequestId | None) -> None:
+        """Deliver ``message``; ``request_id`` is the client request it answers or belongs to."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether a stream to the client is open (so the session is not idle)."""
+        ...
+
+    def close(self) -> None:
+        """The session has ended: end its streams."""
+        ...
+
+
+class Session:
+    """One client session: its flows in flight and its place on a hub."""
+
+    def __init__(
+        self, session_id: str, context: Context, pipeline: Pipeline, hub: Hub, outbox: Outbox
+    ) -> None:
+        self.id = session_id
+        self.context = context
+        self.pipeline = pipeline
+        self.hub = hub
+        self.outbox = outbox
+        self.pending: dict[RequestId, Flow] = {}
+        self.touched = time.monotonic()
+        hub.join(self)
+
+    async def submit(self, messages: list[Message], headers: Mapping[str, str], client_id: str = "") -> None:
+        """Check and forward what a client sent; requests answered here go straight back."""
+        self.touched = time.monotonic()
+        version = headers.get("mcp-protocol-version") or self.context.protocol_version
+        context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
+        for message in messages:
+            if not jsonrpc.is_request(message):
+                await self.hub.send(self, message)
+                continue
+            flow = Flow(context, message)
+            self.pipeline.request(flow)
+            if flow.response is not None:
+                self.pipeline.response(flow)
+                await self.outbox.put(flow.response, message["id"])
+            else:
+                self.pending[message["id"]] = flow
+                await self.hub.send(self, flow.request)
+
+    async def receive(self, message: Message) -> None:
+        flow = self.pending.pop(message["id"], None) if jsonrpc.is_response(message) else None
+        if flow is None:
+            checked = self.pipeline.server_message(self.context, message)
+            await self.outbox.put(checked, self._related(message))
+            return
+        flow.response = message
+        if flow.method == "initialize":
+            self._negotiated(message)
+        self.pipeline.response(flow)
+        assert flow.response is not None
+        await self.outbox.put(flow.response, flow.request["id"])
+
+    async def fail(self, request_id: RequestId, reason: str) -> None:
+        flow = self.pending.pop(request_id, None)
+        if flow is None:
+            return
+        flow.error = reason
+        flow.response = jsonrpc.error_response(request_id, jsonrpc.INTERNAL_ERROR, reason)
+        self.pipeline.response(flow)
+        assert flow.response is not None
+        await self.outbox.put(flow.response, request_id)
+
+    def _negotiated(self, answer: Message) -> None:
+        result = answer.get("result")
+        version = result.get("protocolVersion") if isinstance(result, dict) else None
+        if isinstance(version, str):
+            self.context.protocol_version = version
+
+    def _related(self, message: Message) -> RequestId | None:
+        """The client request a progress notification reports on, if it is one."""
+        if message.get("method") != "notifications/progress":
+            return None
+        token = message.get("params", {}).get("progressToken")
+        for request_id, flow in self.pending.items():
+            meta = flow.params.get("_meta")
+            if isinstance(meta, dict) and meta.get("progressToken") == token:
+                return request_id
+        return None
+
+
+class SessionTable:
+    """The live sessions of one route, by id; idle ones are ended after a while.
+
+    Each session gets its own link, or all share one (``upstream.shared``).
+    Stateless (2026-07-28) requests have no session: each POST is a short-lived
+    session of its own on the shared link, which rewrites ids so that clients
+    numbering their requests alike never collide.
+    """
+
+    def __init__(
+        self,
+        route: str,
+        pipeline: Pipeline,
+        link: LinkFactory,
+        timeout_seconds: float,
+        *,
+        shared: bool,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
+        self.route = route
+        self.pipeline = pipeline
+        self.link = link
+        self.timeout_seconds = timeout_seconds
+        self.shared = shared
+        self.idle_seconds = idle_seconds
+        self.sessions: dict[str, Session] = {}
+        self._common: Hub | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    def open(self, outbox: Outbox, protocol_version: str = "") -> Session:
+        """A new session with a fresh id, kept until it ends or idles out."""
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap())
+        session_id = secrets.token_hex(16)
+        hub = self.common() if self.shared else Hub(self.link, self.timeout_seconds, shared=False)
+        session = self._session(session_id, hub, outbox, protocol_version)
+        self.sessions[session_id] = session
+        return session
+
+    def stateless(self, outbox: Outbox, protocol_version: str) -> Session:
+        """A session for one stateless exchange; the caller releases it with ``leave``."""
+        return self._session("", self.common(), outbox, protocol_version)
+
+    def common(self) -> Hub:
+        """The link every shared and stateless session uses."""
+        if self._common is None:
+            self._common = Hub(self.link, self.timeout_seconds, shared=True)
+        return self._common
+
+    def _session(self, session_id: str, hub: Hub, outbox: Outbox, protocol_version: str) -> Session:
+        context = Context(route=self.route, session_id=session_id, protocol_version=protocol_version)
+        return Session(session_id, context, self.pipeline, hub, outbox)
+
+    def get(self, session_id: str) -> Session | None:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.touched = time.monotonic()
+        return session
+
+    async def end(self, session_id: str) -> bool:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.outbox.close()
+        await session.hub.leave(session)
+        return True
+
+    async def close(self) -> None:
+        """End every session (mcpfence is stopping): children are stopped too."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for session_id in list(self.sessions):
+            await self.end(session_id)
+        if self._common is not None:
+            await self._common.close()
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_SECONDS)
+            cutoff = time.monotonic() - self.idle_seconds
+            for session in list(self.sessions.values()):
+                if session.touched < cutoff and not session.pending and not session.outbox.busy():
+                    with contextlib.suppress(Exception):
+                        await self.end(session.id)
