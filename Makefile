@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mcpfence demo
 
-test: lint typecheck pytest
+test: lint typecheck policy-test pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -29,6 +29,22 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The shipped policy packs must load cleanly and pass their own PolicyTest cases.
+policy-test: $(STAMP)
+	$(BIN)/mcpfence check policies/ examples/demo.yaml
+	$(BIN)/mcpfence test policies/
+
+# The official MCP conformance suite, direct and through mcpfence (Node 22 installs locally).
+conformance: $(STAMP)
+	npm ci --prefix tests/conformance --no-audit --no-fund
+	$(BIN)/python tests/conformance/run.py --proxy
+
+# Throughput and latency beside nginx and a bare forwarder (installs nginx and wrk).
+bench: $(STAMP)
+	command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq nginx wrk)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcpfence.admin import client_cli
 from mcpfence.yamlsource import SourceError
 
 # Exit codes: 1 for findings (check/test failures), 2 for unusable input (bad config).
@@ -24,6 +25,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
 
+    demo = commands.add_parser("demo", help="run the demo upstreams behind mcpfence")
+    demo.add_argument("--port", type=int)
+
+    check = commands.add_parser("check", help="validate config and policy files")
+    check.add_argument("paths", nargs="+", type=Path)
+
+    test = commands.add_parser("test", help="run policy test files")
+    test.add_argument("paths", nargs="+", type=Path)
+
+    explain = commands.add_parser("explain", help="evaluate one call without forwarding it")
+    explain.add_argument("--config", required=True, type=Path)
+    explain.add_argument("--route", required=True)
+    explain.add_argument("--tool", required=True)
+    explain.add_argument("--args", required=True, help="the call's arguments as a JSON object")
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
+    for command, handler in (
+        (serve, _serve), (demo, _demo), (check, _check), (test, _test), (explain, _explain)
+    ):
+        command.set_defaults(func=handler)
+    client_cli.register(commands)
     return parser
 
 
@@ -31,11 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mcpfence.config import load_config
     from mcpfence.server import serve
 
-    try:
-        config = load_config(args.config)
-    except SourceError as error:
-        print(error, file=sys.stderr)
-        return EXIT_BAD_CONFIG
+    config = load_config(args.config)
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
@@ -43,8 +60,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from mcpfence.demo import run_demo
+
+    return run_demo(args.port)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mcpfence.policy import commands
+
+    return commands.check(args.paths)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from mcpfence.policy import commands
+
+    return commands.test(args.paths, sys.stdout)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from mcpfence.policy import commands
+
+    return commands.explain(args.config, args.route, args.tool, args.args, args.json, sys.stdout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve}
-    return handlers[args.command](args)
+    try:
+        return int(args.func(args))
+    except SourceError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_CONFIG

@@ -66,6 +66,8 @@ class UpstreamConfig(_Strict):
             raise ValueError("upstream.url must be an http:// or https:// URL")
         if self.command is not None and not self.command:
             raise ValueError("upstream.command must not be empty")
+        if (self.command is not None) != (self.kind == "stdio"):
+            raise ValueError("upstream.command goes with transport stdio, upstream.url with the HTTP ones")
         return self
 
     @property

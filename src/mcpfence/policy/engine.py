@@ -41,6 +41,9 @@ def _copy(value: Any) -> Any:
     return value
 
 
+_CONTEXT_ROOTS = frozenset({"tool", "route", "session", "client", "now"})
+
+
 class _CallState:
     """The arguments as mutated so far, and a version that changes with each write."""
 
@@ -49,13 +52,8 @@ class _CallState:
         self.args = call.args
         self.version = 0
         self._owned = False
-        self.context: dict[str, Any] = {
-            "tool": {"name": call.tool, "annotations": dict(call.annotations)},
-            "route": {"name": call.route},
-            "session": {"id": call.session_id, "calls": [dict(c) for c in call.session_calls]},
-            "client": {"id": call.client_id},
-            "now": datetime.datetime.now(datetime.UTC),
-        }
+        # Built on first use: most policies read only args, and session.calls can be long.
+        self._context: dict[str, Any] = {}
         self._tokens: TokenMemory | None = None
         self._shared: dict[frozenset[str], Any] = {}
         self._shared_version = 0
@@ -72,9 +70,26 @@ class _CallState:
 
     def bind(self, roots: frozenset[str]) -> dict[str, Any]:
         """The call's variables an expression set reads (binding costs per variable)."""
-        data = {name: value for name, value in self.context.items() if name in roots}
+        data = {name: self._root(name) for name in roots if name in _CONTEXT_ROOTS}
         data["args"] = self.args
         return data
+
+    def _root(self, name: str) -> Any:
+        value = self._context.get(name)
+        if value is None:
+            call = self.call
+            if name == "tool":
+                value = {"name": call.tool, "annotations": dict(call.annotations)}
+            elif name == "route":
+                value = {"name": call.route}
+            elif name == "session":
+                value = {"id": call.session_id, "calls": [dict(c) for c in call.session_calls]}
+            elif name == "client":
+                value = {"id": call.client_id}
+            else:
+                value = datetime.datetime.now(datetime.UTC)
+            self._context[name] = value
+        return value
 
     def write(self, tokens: tuple[str, ...], value: Any) -> bool:
         """Set ``value`` at ``tokens``; whether anything changed."""

@@ -25,7 +25,10 @@ Entry = tuple[YamlDocument, BaseModel]
 
 
 def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Files named directly, plus ``*.yaml``/``*.yml`` under folders (recursively, sorted)."""
+    """Files named directly, plus ``*.yaml``/``*.yml`` under folders (recursively, sorted).
+
+    A file reached twice (``policies/`` and a config's ``../policies/``) is read once.
+    """
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
@@ -36,7 +39,10 @@ def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
             files.append(path)
         else:
             problems.append(Diagnostic(str(path), 1, 1, "no such file or folder"))
-    return list(dict.fromkeys(files)), problems
+    unique: dict[Path, Path] = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values()), problems
 
 
 def read_documents(

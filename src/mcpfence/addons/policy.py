@@ -1,0 +1,102 @@
+"""The policy addon: decides every ``tools/call`` and annotates every ``tools/list``.
+
+Requests: the call's arguments go to the loaded :class:`PolicySet`; a denial is
+answered locally as a readable tool error, a mutation replaces the arguments
+that are forwarded. Responses: tool lists get each policy's guidance appended
+to the tool's description (and teach the catalog the tools' annotations);
+tool results are remembered in the session (``session.calls``, opaque tokens).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+from mcpfence import jsonrpc
+from mcpfence.catalog import ToolCatalog
+from mcpfence.pipeline import BaseAddon, Flow
+from mcpfence.policy import PolicySet, ToolCall, denial_result
+from mcpfence.policy.opaque import harvest
+from mcpfence.session import SessionMemory
+
+
+class PolicyHolder:
+    """The policy set in force; hot reload swaps it with one assignment."""
+
+    def __init__(self, policies: PolicySet) -> None:
+        self.current = policies
+
+
+class PolicyAddon(BaseAddon):
+    def __init__(self, holder: PolicyHolder, catalog: ToolCatalog, memory: SessionMemory) -> None:
+        self.holder = holder
+        self.catalog = catalog
+        self.memory = memory
+
+    def request(self, flow: Flow) -> None:
+        if flow.method != "tools/call":
+            return
+        params = flow.params
+        name, args = params.get("name"), params.get("arguments", {})
+        if not isinstance(name, str) or not isinstance(args, dict):
+            message = "tools/call needs params.name (string) and params.arguments (object)"
+            flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
+            return
+        context = flow.context
+        state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
+        call = ToolCall(
+            route=context.route,
+            tool=name,
+            args=args,
+            annotations=self.catalog.annotations(context.route, name),
+            session_id=context.session_id or context.client_id,
+            session_calls=state.calls,
+            client_id=context.client_id,
+            known_tokens=state.tokens,
+        )
+        span = flow.notes.get("span")
+        with span.policy_span() if span is not None else nullcontext():
+            decision = self.holder.current.decide(call)
+        flow.notes["decision"] = decision
+        flow.notes["tool"] = name
+        if decision.decision == "deny":
+            flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
+        elif decision.decision != "allow" and decision.args != args:
+            flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
+
+    def response(self, flow: Flow) -> None:
+        result = (flow.response or {}).get("result")
+        if not isinstance(result, dict):
+            result = None
+        if flow.method == "tools/list" and result is not None:
+            self._annotate_tools(flow, result)
+        elif flow.method == "tools/call" and not flow.answered_locally and "tool" in flow.notes:
+            self._remember(flow, result)
+
+    def _annotate_tools(self, flow: Flow, result: dict[str, Any]) -> None:
+        tools = result.get("tools")
+        if not isinstance(tools, list):
+            return
+        route = flow.context.route
+        self.catalog.learn(route, tools)
+        policies = self.holder.current
+        annotated = []
+        for tool in tools:
+            guidance = policies.guidance(route, tool["name"]) if isinstance(tool, dict) else []
+            if guidance and isinstance(tool.get("name"), str):
+                description = tool.get("description") or ""
+                tool = {**tool, "description": "\n\n".join([description, *guidance]).strip()}
+            annotated.append(tool)
+        assert flow.response is not None
+        flow.response = {**flow.response, "result": {**result, "tools": annotated}}
+
+    def _remember(self, flow: Flow, result: dict[str, Any] | None) -> None:
+        context = flow.context
+        state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
+        ok = result is not None and result.get("isError") is not True
+        args = flow.params.get("arguments", {})
+        structured = result.get("structuredContent") if result is not None else None
+        state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
+        patterns = self.holder.current.opaque_patterns()
+        if result is not None and patterns:
+            state.remember_tokens(harvest(result, patterns), self.memory.max_tokens)

@@ -1,0 +1,125 @@
+"""Telemetry addons: a span per request, trace context upstream, a decision log line per call.
+
+Two addons, because they belong at the two ends of the pipeline:
+:class:`TracingAddon` runs first, so its span covers every other addon and its
+response hook sees the final answer; :class:`UpstreamTraceAddon` runs last, so
+it starts the upstream (CLIENT) span only for requests that are really
+forwarded, and injects the trace context into ``params._meta`` of exactly the
+message that is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from mcpfence.pipeline import BaseAddon, Flow
+from mcpfence.policy import Decision
+from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan
+
+# Methods whose span is named after what they act on (SPEC §8: `{method} {target}`).
+TARGET_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+def _meta(params: dict[str, Any]) -> dict[str, Any]:
+    meta = params.get("_meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class TracingAddon(BaseAddon):
+    """The SERVER span of each request; metrics; the decision log."""
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        decision_log: DecisionLog | None,
+        policy_revision: Callable[[], str],
+    ) -> None:
+        self.telemetry = telemetry
+        self.decision_log = decision_log
+        self.policy_revision = policy_revision
+
+    def request(self, flow: Flow) -> None:
+        params = flow.params
+        meta = _meta(params)
+        key = TARGET_PARAM.get(flow.method)
+        context = flow.context
+        flow.notes["span"] = self.telemetry.request_span(
+            flow.method,
+            _text(params.get(key)) if key else None,
+            route=context.route,
+            session_id=context.session_id or None,
+            protocol_version=context.protocol_version or None,
+            request_id=flow.request.get("id"),
+            meta_traceparent=_text(meta.get("traceparent")),
+            meta_tracestate=_text(meta.get("tracestate")),
+            header_traceparent=context.headers.get("traceparent"),
+            header_tracestate=context.headers.get("tracestate"),
+        )
+
+    def response(self, flow: Flow) -> None:
+        span: RequestSpan | None = flow.notes.get("span")
+        if span is None:
+            return
+        decision: Decision | None = flow.notes.get("decision")
+        if decision is not None:
+            violated = sorted({v.policy for v in decision.violations})
+            span.set_decision(decision.decision, decision.matched, violated)
+        response = flow.response or {}
+        error = response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("code"), int):
+            span.set_error(error["code"], _text(error.get("message")))
+        elif decision is None or decision.decision != "deny":
+            result = response.get("result")
+            if isinstance(result, dict) and result.get("isError") is True:
+                span.set_error("tool_error", "the tool reported an error")
+        span.end()
+        if decision is not None and self.decision_log is not None:
+            self._log(flow, decision, span)
+
+    def _log(self, flow: Flow, decision: Decision, span: RequestSpan) -> None:
+        context = flow.context
+        assert self.decision_log is not None
+        self.decision_log.write(
+            {
+                "policy_revision": self.policy_revision(),
+                "trace_id": span.trace_id,
+                "route": context.route,
+                "session_id": context.session_id,
+                "client_id": context.client_id,
+                "tool": flow.notes.get("tool", ""),
+                "decision": decision.decision,
+                "violations": [{"policy": v.policy, "message": v.message} for v in decision.violations],
+                "mutations": [{"policy": m.policy, "path": m.path} for m in decision.mutations],
+                "args": decision.args,
+                "duration_ms": round((perf_counter() - flow.started) * 1000, 3),
+            }
+        )
+
+
+class UpstreamTraceAddon(BaseAddon):
+    """The CLIENT span of each forwarded request, and its trace context upstream."""
+
+    def request(self, flow: Flow) -> None:
+        span: RequestSpan | None = flow.notes.get("span")
+        if span is None:
+            return
+        upstream = span.upstream_span()
+        flow.notes["upstream_span"] = upstream
+        if upstream.meta:
+            params = flow.params
+            flow.request = {**flow.request, "params": {**params, "_meta": {**_meta(params), **upstream.meta}}}
+            flow.notes["upstream_headers"] = upstream.headers
+
+    def response(self, flow: Flow) -> None:
+        upstream: UpstreamSpan | None = flow.notes.get("upstream_span")
+        if upstream is None:
+            return
+        if flow.error is not None:
+            upstream.set_error("upstream_error", flow.error)
+        upstream.end()

@@ -1,0 +1,73 @@
+"""``mcpfence demo``: the demo upstreams and the proxy with the shipped policy packs.
+
+The demo servers live in the source tree (``examples/upstreams/``), so the demo
+runs from a checkout: ``make demo`` is its front door.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from mcpfence.config import Config, load_config
+from mcpfence.server import serve
+
+UPSTREAM_SCRIPTS = {"ipost": "ipost.py", "postmark": "postmark.py"}
+
+
+def find_examples() -> Path:
+    """The ``examples/`` folder of this checkout (or of the current directory)."""
+    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"):
+        if (candidate / "demo.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("mcpfence demo runs from a source checkout: examples/demo.yaml not found")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_upstreams(config: Config, examples: Path, stack: ExitStack) -> Config:
+    """Start one demo server per route on a free port; point the route at it."""
+    routes = []
+    for route in config.routes:
+        port = _free_port()
+        script = examples / "upstreams" / UPSTREAM_SCRIPTS[route.name]
+        process = subprocess.Popen([sys.executable, str(script), "--port", str(port)])
+        stack.callback(process.terminate)
+        upstream = route.upstream.model_copy(update={"url": f"http://127.0.0.1:{port}/mcp"})
+        routes.append(route.model_copy(update={"upstream": upstream}))
+    return config.model_copy(update={"routes": tuple(routes)})
+
+
+def client_snippets(config: Config) -> str:
+    """What to paste into Claude Desktop or a ChatGPT connector to use the demo."""
+    base = f"http://{config.server.host}:{config.server.port}"
+    servers = {
+        f"{route.name}-via-mcpfence": {"command": "npx", "args": ["-y", "mcp-remote", base + route.path]}
+        for route in config.routes
+    }
+    lines = ["", "mcpfence demo is running. Give a client these MCP URLs:"]
+    lines += [f"  {route.name:10} {base}{route.path}" for route in config.routes]
+    lines += ["", "claude_desktop_config.json:", json.dumps({"mcpServers": servers}, indent=2)]
+    lines += ["", "ChatGPT (Settings > Connectors > Add custom connector): the URLs above, no auth.", ""]
+    return "\n".join(lines)
+
+
+def run_demo(port: int | None) -> int:
+    examples = find_examples()
+    config = load_config(examples / "demo.yaml")
+    if port is not None:
+        config = config.model_copy(update={"server": config.server.model_copy(update={"port": port})})
+    with ExitStack() as stack:
+        config = _start_upstreams(config, examples, stack)
+        print(client_snippets(config), flush=True)
+        serve(config)
+    return 0
