@@ -6,9 +6,13 @@ runs from a checkout: ``make demo`` is its front door.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import socket
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,11 +31,28 @@ def find_examples() -> Path:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"demo upstream exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"demo upstream did not listen on port {port} within {timeout:g}s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _start_upstreams(config: Config, examples: Path, stack: ExitStack) -> Config:
@@ -41,7 +62,8 @@ def _start_upstreams(config: Config, examples: Path, stack: ExitStack) -> Config
         port = _free_port()
         script = examples / "upstreams" / UPSTREAM_SCRIPTS[route.name]
         process = subprocess.Popen([sys.executable, str(script), "--port", str(port)])
-        stack.callback(process.terminate)
+        stack.callback(_stop, process)
+        _wait_for_port(port, process)
         upstream = route.upstream.model_copy(update={"url": f"http://127.0.0.1:{port}/mcp"})
         routes.append(route.model_copy(update={"upstream": upstream}))
     return config.model_copy(update={"routes": tuple(routes)})
@@ -66,8 +88,10 @@ def run_demo(port: int | None) -> int:
     config = load_config(examples / "demo.yaml")
     if port is not None:
         config = config.model_copy(update={"server": config.server.model_copy(update={"port": port})})
+    # uvicorn re-raises SIGTERM once it has shut down; turning it into SystemExit
+    # lets the ExitStack stop the demo upstreams instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with ExitStack() as stack:
-        config = _start_upstreams(config, examples, stack)
-        print(client_snippets(config), flush=True)
-        serve(config)
+        demo_config = _start_upstreams(config, examples, stack)
+        serve(demo_config, on_ready=lambda: print(client_snippets(demo_config), flush=True))
     return 0

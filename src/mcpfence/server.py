@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -247,17 +248,25 @@ def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def _serve_all(servers: list[uvicorn.Server]) -> None:
+async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None] | None) -> None:
     """Run the listeners together; when one stops (a signal, a failure) stop them all."""
     tasks = [asyncio.create_task(server.serve()) for server in servers]
+    if on_ready is not None:
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            on_ready()
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks)
 
 
-def serve(config: Config) -> None:
-    """Run the proxy (and the admin listener, when configured) until interrupted."""
+def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the proxy (and the admin listener, when configured) until interrupted;
+    ``on_ready`` runs once every listener accepts connections."""
     proxy = Proxy(config)
     server = config.server
     base = f"http://{server.host}:{server.port}"
@@ -271,4 +280,4 @@ def serve(config: Config) -> None:
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve_all(listeners))
+        runner.run(_serve_all(listeners, on_ready))

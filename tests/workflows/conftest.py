@@ -1,0 +1,94 @@
+"""Two worlds for the workflows: the demo upstreams called direct, and the same kind of
+upstreams behind mcpfence with the shipped policy packs.
+
+Servers and the proxy start once per test run (starting them per test would triple
+the suite's time); each test gets its stores reseeded in place, so it asserts what
+the upstream really recorded, and opens its own MCP session, so mcpfence's session
+memory starts empty too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from examples.upstreams.common import http_app
+from examples.upstreams.ipost import IPostStore
+from examples.upstreams.ipost import build_server as build_ipost
+from examples.upstreams.postmark import PostmarkStore
+from examples.upstreams.postmark import build_server as build_postmark
+from tests.servers import run_proxy, serve_asgi
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+FILLER_CONTACTS = 30
+
+
+@dataclass
+class World:
+    """Where a client connects for each vendor, and the stores behind them."""
+
+    ipost: IPostStore
+    postmark: PostmarkStore
+    ipost_url: str
+    postmark_url: str
+
+    def reseed(self) -> None:
+        """Back to the seed data, in place: the running servers hold these store objects."""
+        _refill(self.ipost, IPostStore.seeded(FILLER_CONTACTS))
+        _refill(self.postmark, PostmarkStore.seeded())
+
+
+def _refill(store: IPostStore | PostmarkStore, fresh: IPostStore | PostmarkStore) -> None:
+    for field in fields(store):
+        setattr(store, field.name, getattr(fresh, field.name))
+
+
+@contextmanager
+def _upstreams() -> Iterator[World]:
+    """Both demo servers on loopback, over seeded stores."""
+    ipost, postmark = IPostStore.seeded(FILLER_CONTACTS), PostmarkStore.seeded()
+    with (
+        serve_asgi(http_app(build_ipost(ipost))) as ipost_base,
+        serve_asgi(http_app(build_postmark(postmark))) as postmark_base,
+    ):
+        yield World(ipost, postmark, ipost_base + "/mcp", postmark_base + "/mcp")
+
+
+@pytest.fixture(scope="session")
+def direct_world() -> Iterator[World]:
+    with _upstreams() as world:
+        yield world
+
+
+@pytest.fixture(scope="session")
+def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with _upstreams() as upstream:
+        config = {
+            "policies": [str(POLICIES)],
+            "routes": [
+                {"name": "ipost", "path": "/ipost/mcp", "upstream": {"url": upstream.ipost_url}},
+                {"name": "postmark", "path": "/postmark/mcp", "upstream": {"url": upstream.postmark_url}},
+            ],
+        }
+        with run_proxy(config, tmp_path_factory.mktemp("fenced")) as proxy:
+            yield World(
+                upstream.ipost, upstream.postmark, proxy.url("/ipost/mcp"), proxy.url("/postmark/mcp")
+            )
+
+
+@pytest.fixture
+def direct(direct_world: World) -> World:
+    """The demo upstreams on their own: what an agent gets without mcpfence."""
+    direct_world.reseed()
+    return direct_world
+
+
+@pytest.fixture
+def fenced(fenced_world: World) -> World:
+    """The same upstreams reached through mcpfence with both shipped packs."""
+    fenced_world.reseed()
+    return fenced_world
