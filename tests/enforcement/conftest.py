@@ -1,0 +1,103 @@
+"""An SDK upstream that records the arguments it receives, behind mcpfence with a small pack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.server.mcpserver import MCPServer
+
+from tests.servers import Proxy, run_proxy, serve_asgi
+
+POLICIES = """\
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: emails-lowercase}
+spec:
+  match: {tools: [add_email]}
+  mutations:
+    - path: /email
+      expression: "args.email.trim().lowerAscii()"
+---
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: no-null-status}
+spec:
+  match: {tools: [set_status]}
+  validations:
+    - expression: "args.status != null"
+      message: "status must not be null"
+---
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: long-notes-audited}
+spec:
+  match: {tools: [add_note]}
+  action: audit
+  validations:
+    - expression: "size(args.note) <= 10"
+      message: "notes over 10 characters are reviewed"
+"""
+
+
+class Recorder:
+    """The upstream's view: every tool call it actually received."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def server(self) -> MCPServer:
+        server = MCPServer("recorder")
+
+        @server.tool()
+        def add_email(email: str) -> str:
+            self.calls.append(("add_email", {"email": email}))
+            return email
+
+        @server.tool()
+        def set_status(status: bool | None) -> str:
+            self.calls.append(("set_status", {"status": status}))
+            return "ok"
+
+        @server.tool()
+        def add_note(note: str) -> str:
+            self.calls.append(("add_note", {"note": note}))
+            return "ok"
+
+        return server
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(autouse=True)
+def _forget_calls(recorder: Recorder) -> None:
+    recorder.calls.clear()
+
+
+@pytest.fixture(scope="module")
+def upstream_url(recorder: Recorder) -> Iterator[str]:
+    with serve_asgi(recorder.server().streamable_http_app()) as base:
+        yield base + "/mcp"
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("policies")
+    (folder / "pack.yaml").write_text(POLICIES)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream_url: str, policy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    config = {
+        "policies": [str(policy_dir)],
+        "decision_log": {"path": "decisions.jsonl"},
+        "routes": [{"name": "rec", "path": "/rec/mcp", "upstream": {"url": upstream_url}}],
+    }
+    with run_proxy(config, tmp_path_factory.mktemp("proxy")) as running:
+        yield running
