@@ -129,13 +129,16 @@ class Proxy:
 
     def _addons(self, expose: ExposeConfig | None) -> list[Addon]:
         """The pipeline of one route, outermost first (see pipeline.py)."""
-        addons: list[Addon] = [
-            TracingAddon(self.telemetry, self.decision_log, lambda: self.policies.current.revision)
-        ]
+        addons: list[Addon] = []
+        # Telemetry that records nothing costs nothing: its addons are left out.
+        if self.telemetry.recording or self.decision_log is not None:
+            addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision))
         if expose is not None:
             exposure = Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
             addons.append(ExposureAddon(exposure, self.catalog))
-        addons += [PolicyAddon(self.policies, self.catalog, self.memory), UpstreamTraceAddon()]
+        addons.append(PolicyAddon(self.policies, self.catalog, self.memory))
+        if self.telemetry.tracing:
+            addons.append(UpstreamTraceAddon())
         return addons
 
     def _resolve_token_route(self, path: str) -> StreamableHttpRoute | None:
@@ -172,6 +175,9 @@ class Proxy:
             max_bytes=settings.max_bytes,
             backups=settings.backups,
         )
+
+    def _revision(self) -> str:
+        return self.policies.current.revision
 
     def _reloaded(self, policies: PolicySet) -> None:
         self.policies.current = policies

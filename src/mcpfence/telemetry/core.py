@@ -100,6 +100,11 @@ class Telemetry:
         )
 
     @property
+    def recording(self) -> bool:
+        """Whether anything (spans or metrics) is recorded at all."""
+        return self._tracer_provider is not None or self._meter_provider is not None
+
+    @property
     def tracing(self) -> bool:
         """Whether spans are recorded at all."""
         return self._tracer_provider is not None

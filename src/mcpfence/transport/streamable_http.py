@@ -157,29 +157,34 @@ class StreamableHttpRoute:
         try:
             kind = _content_kind(response)
             if kind == "text/event-stream":
-                await self._relay_post_stream(request, send, exchange, response, deadline)
+                await self._relay_post_stream(request, send, exchange, response)
             elif kind == "application/json" and response.status < 400 and exchange.pending:
-                raw = await self._read(response, deadline)
+                raw = await self._read(response)
                 await self._relay_json(send, exchange, response, raw, batch)
             elif exchange.local and response.status == 202:
                 await self._reply_locally(send, exchange, batch)
             else:
-                raw = await self._read(response, deadline)
+                raw = await self._read(response)
                 await send_response(send, response.status, raw, self._headers(response, exchange))
         finally:
             response.release()
 
-    async def _read(self, response: aiohttp.ClientResponse, deadline: float | None) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, at most ``MAX_UPSTREAM_BODY`` bytes (the exchange's deadline applies)."""
+        too_large = UpstreamError(f"upstream {self.upstream.url} answer exceeds {MAX_UPSTREAM_BODY} bytes")
         try:
-            async with asyncio.timeout_at(deadline):
-                async for chunk in response.content.iter_any():
-                    size += len(chunk)
-                    if size > MAX_UPSTREAM_BODY:
-                        limit = f"exceeds {MAX_UPSTREAM_BODY} bytes"
-                        raise UpstreamError(f"upstream {self.upstream.url} answer {limit}")
-                    chunks.append(chunk)
+            length = response.content_length
+            if length is not None:
+                if length > MAX_UPSTREAM_BODY:
+                    raise too_large
+                return await response.read()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > MAX_UPSTREAM_BODY:
+                    raise too_large
+                chunks.append(chunk)
             return b"".join(chunks)
         except TimeoutError:
             raise self.upstream.timeout_error() from None
@@ -244,7 +249,6 @@ class StreamableHttpRoute:
         send: Send,
         exchange: Exchange,
         response: aiohttp.ClientResponse,
-        deadline: float,
     ) -> None:
         """Relay the SSE answer to a POST, checking each message as it arrives.
 
@@ -258,8 +262,7 @@ class StreamableHttpRoute:
             await sse.send_message(send, flow.response)
         reason = ""
         try:
-            async with asyncio.timeout_at(deadline):
-                await until_disconnect(request, self._pump(send, exchange, response), self.closed)
+            await until_disconnect(request, self._pump(send, exchange, response), self.closed)
         except TimeoutError:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
@@ -296,7 +299,7 @@ class StreamableHttpRoute:
             exchange = Exchange(context)
             out_headers = self._headers(response, exchange)
             if _content_kind(response) != "text/event-stream":
-                await send_response(send, response.status, await self._read(response, None), out_headers)
+                await send_response(send, response.status, await self._read(response), out_headers)
                 return
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             # A server stream that ends badly just ends ours; the client reconnects.

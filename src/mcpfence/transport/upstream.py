@@ -31,6 +31,7 @@ class Upstream:
         self.headers = dict(headers)
         self.timeout_seconds = timeout_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._connect_timeout = min(10.0, timeout_seconds)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -38,7 +39,7 @@ class Upstream:
             connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.timeout_seconds)),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
                 skip_auto_headers=("User-Agent",),
                 auto_decompress=True,
             )
@@ -57,18 +58,22 @@ class Upstream:
         deadline: float | None = None,
         url: str | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send one request and wait for the response head, until ``deadline`` (loop time).
+        """Send one request and wait for the response head; ``deadline`` (loop time) bounds
+        the whole exchange, body included.
 
         ``url`` overrides the upstream's URL (a legacy SSE server's message endpoint).
 
         The caller owns the response and must ``release()`` it. Connection failures and
         timeouts become :class:`UpstreamError` (-32603), never a bare exception.
         """
+        # aiohttp's own total timeout bounds the head and, later, every body read: cheaper
+        # per call than an asyncio.timeout around each step.
+        remaining = None if deadline is None else max(0.001, deadline - asyncio.get_running_loop().time())
+        timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=self._connect_timeout)
         try:
-            async with asyncio.timeout_at(deadline):
-                return await self.session.request(
-                    method, url or self.url, data=body, headers=headers, allow_redirects=False
-                )
+            return await self.session.request(
+                method, url or self.url, data=body, headers=headers, allow_redirects=False, timeout=timeout
+            )
         except TimeoutError:
             raise self.timeout_error() from None
         except aiohttp.ClientConnectorError as exc:
