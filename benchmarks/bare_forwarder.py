@@ -22,7 +22,6 @@ from typing import Protocol
 import aiohttp
 import httpx
 import httpx2
-import uvicorn
 import uvloop
 from aiohttp import web
 from starlette.applications import Starlette
@@ -30,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from benchmarks.harness import read_body, run_uvicorn
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "mcp-protocol-version", "mcp-session-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "mcp-session-id")
@@ -96,12 +97,7 @@ def asgi_app(upstream: Upstream) -> ASGIApp:
     """Raw ASGI: uvicorn's parsed request goes straight to the upstream client."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        more = True
-        while more:
-            event = await receive()
-            body += event.get("body", b"")
-            more = event.get("more_body", False)
+        body = await read_body(receive)
         headers = {name.decode("latin-1"): value.decode("latin-1")
                    for name, value in scope["headers"]}
         reply = await upstream.post(body, _pick(headers, FORWARDED_REQUEST_HEADERS))
@@ -141,8 +137,7 @@ def serve(port: int, upstream: Upstream, server: str) -> None:
                     access_log=None, print=None)
         return
     app = asgi_app(upstream) if server == "asgi" else starlette_app(upstream)
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                lifespan="off", access_log=False, log_level="warning")
+    run_uvicorn(app, port)
 
 
 def main() -> None:

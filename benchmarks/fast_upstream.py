@@ -16,10 +16,9 @@ import argparse
 import json
 from typing import Any
 
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from benchmarks.harness import TOOL, TOOL_RESULT_TEXT
+from benchmarks.harness import TOOL, TOOL_RESULT_TEXT, read_body, run_uvicorn
 
 _TOOLS = {"tools": [{
     "name": TOOL,
@@ -63,21 +62,14 @@ def answer(method: str, body: bytes) -> tuple[int, bytes]:
 
 async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Raw ASGI: no framework between uvicorn's httptools parser and ``answer``."""
-    body = b""
-    more = True
-    while more:
-        event = await receive()
-        body += event.get("body", b"")
-        more = event.get("more_body", False)
-    status, payload = answer(scope["method"], body)
+    status, payload = answer(scope["method"], await read_body(receive))
     await send({"type": "http.response.start", "status": status,
                 "headers": _JSON if payload else []})
     await send({"type": "http.response.body", "body": payload})
 
 
 def serve(port: int) -> None:
-    uvicorn.run(asgi_app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                lifespan="off", access_log=False, log_level="warning")
+    run_uvicorn(asgi_app, port)
 
 
 def main() -> None:

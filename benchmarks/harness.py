@@ -21,6 +21,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import uvicorn
+from starlette.types import ASGIApp, Receive
+
 from tests.servers import free_port as free_port  # re-exported for run.py
 from tests.servers import wait_for_port
 
@@ -196,10 +199,28 @@ class Service:
 
 
 @contextmanager
-def service(command: Sequence[str], port: int, path: str = "/mcp") -> Iterator[Service]:
+def service(command: Sequence[str], port: int, path: str = "/mcp",
+            env: Mapping[str, str] | None = None) -> Iterator[Service]:
     """``running`` for a server whose MCP endpoint is ``path`` on ``port``."""
-    with running(command, port) as process:
+    with running(command, port, env) as process:
         yield Service(f"http://127.0.0.1:{port}{path}", process.pid)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of a raw ASGI request."""
+    body = b""
+    more = True
+    while more:
+        event = await receive()
+        body += event.get("body", b"")
+        more = event.get("more_body", False)
+    return body
+
+
+def run_uvicorn(app: ASGIApp, port: int) -> None:
+    """Serve a benchmark ASGI app the fastest way uvicorn can (uvloop, httptools, no logs)."""
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                lifespan="off", access_log=False, log_level="warning")
 
 
 def fast_upstream() -> AbstractContextManager[Service]:

@@ -2,7 +2,9 @@
 
 Every target fronts the same fast upstream and gets the same ``tools/call``: c=16 throughput
 and c=1 latency with wrk, then a memory soak of mcpfence (with the policy pack) over
-100,000 calls. Prints a Markdown table and writes it to ``results/latest.md``.
+100,000 calls. ``mcpfence-policies-traced`` is the policy target again with tracing on,
+exporting OTLP/HTTP to ``otlp_sink.py``, so the cost of tracing is read off one table.
+Prints a Markdown table and writes it to ``results/latest.md``.
 
 Run: ``python -m benchmarks.run [--duration S] [--only TARGET,...] [--skip-nginx]``
 """
@@ -38,7 +40,8 @@ from benchmarks.harness import (
     write_result,
 )
 
-TARGETS = ["direct", "nginx", "bare-forwarder", "mcpfence", "mcpfence-policies", "soak"]
+TARGETS = ["direct", "nginx", "bare-forwarder", "mcpfence", "mcpfence-policies",
+           "mcpfence-policies-traced", "soak"]
 ROUTE_PATH = "/bench/mcp"
 SOAK_CONNECTIONS = 16
 SOAK_SAMPLES = 10
@@ -60,8 +63,21 @@ def nginx(upstream_port: int) -> Iterator[Service]:
             yield served
 
 
+def otlp_sink() -> AbstractContextManager[Service]:
+    """Run ``otlp_sink.py`` on a free port; its URL is the OTLP endpoint (no path)."""
+    port = free_port()
+    return service(python_module("benchmarks.otlp_sink", "--port", str(port)), port, path="")
+
+
+def tracing_to(endpoint: str) -> dict[str, str]:
+    """The environment that turns mcpfence's tracing on, exporting OTLP/HTTP to ``endpoint``."""
+    return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+
+
 @contextmanager
-def mcpfence(upstream: str, policies: list[str]) -> Iterator[Service]:
+def mcpfence(upstream: str, policies: list[str], env: dict[str, str] | None = None,
+             ) -> Iterator[Service]:
     """``mcpfence serve`` with one route, ``bench``, to the ``upstream`` URL."""
     port = free_port()
     config = {
@@ -73,7 +89,7 @@ def mcpfence(upstream: str, policies: list[str]) -> Iterator[Service]:
         path = Path(directory, "mcpfence.yaml")
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         command = python_module("mcpfence", "serve", "--config", str(path))
-        with service(command, port, ROUTE_PATH) as served:
+        with service(command, port, ROUTE_PATH, env) as served:
             yield served
 
 
@@ -139,6 +155,8 @@ def main() -> None:
             "bare-forwarder": lambda: bare_forwarder(upstream),
             "mcpfence": lambda: mcpfence(upstream, []),
             "mcpfence-policies": lambda: mcpfence(upstream, policy_pack),
+            "mcpfence-policies-traced": lambda: mcpfence(
+                upstream, policy_pack, tracing_to(stack.enter_context(otlp_sink()).url)),
         }
         targets = {"direct": upstream} if "direct" in selected else {}
         for target in selected:

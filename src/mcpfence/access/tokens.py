@@ -39,14 +39,6 @@ def route_token_from_path(path: str) -> str | None:
     return match.group(1) if match else None
 
 
-def redact_route_path(path: str) -> str:
-    """``path`` fit for logs and spans: a route token becomes its hash's first 8 chars."""
-    token = route_token_from_path(path)
-    if token is None:
-        return path
-    return path.replace(token, f"<token:{hash_token(token)[:8]}>", 1)
-
-
 def find_route(store: Store, path: str) -> TokenRoute | None:
     """The live token route a request path addresses, from the store's memory index."""
     token = route_token_from_path(path)
