@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from mcp.server.mcpserver import MCPServer
+from pydantic import Field
 
 from tests.servers import Proxy, run_proxy, serve_asgi
 
@@ -39,6 +40,15 @@ spec:
   validations:
     - expression: "size(args.note) <= 10"
       message: "notes over 10 characters are reviewed"
+---
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: regions-lowercase}
+spec:
+  match: {tools: [set_region]}
+  mutations:
+    - path: /region
+      expression: "args.region.lowerAscii()"
 """
 
 
@@ -65,6 +75,12 @@ class Recorder:
         def add_note(note: str) -> str:
             self.calls.append(("add_note", {"note": note}))
             return "ok"
+
+        @server.tool()
+        def set_region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+            """A 2026-07-28 tool whose region argument is mirrored in the Mcp-Param-Region header."""
+            self.calls.append(("set_region", {"region": region}))
+            return region
 
         return server
 

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 
 from tests.enforcement.conftest import POLICIES, Recorder
-from tests.protocol.clients import connect
+from tests.protocol.clients import MCP_HEADERS, connect, modern_call, modern_headers
 from tests.servers import Proxy
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +101,15 @@ async def test_a_reload_with_a_fixed_rule_is_enforced_without_a_restart(
     finally:
         pack.write_text(POLICIES)
         await anyio.sleep(2.5)
+
+
+async def test_mcp_param_headers_follow_a_mutated_argument(proxy: Proxy, recorder: Recorder) -> None:
+    """2026-07-28: the upstream checks Mcp-Param-* against the body it receives."""
+    async with connect(proxy.url("/rec/mcp")) as conn:
+        await conn.session.list_tools()  # mcpfence learns which argument is mirrored
+    call = modern_call("set_region", {"region": "EU"})
+    headers = {**MCP_HEADERS, **modern_headers("tools/call", "set_region"), "mcp-param-region": "EU"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(proxy.url("/rec/mcp"), json=call, headers=headers)
+    assert response.status_code == 200, response.text
+    assert recorder.calls == [("set_region", {"region": "eu"})]

@@ -12,12 +12,15 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any
 
+from mcp.shared.inbound import mcp_param_headers
+
 from mcpfence import jsonrpc
 from mcpfence.catalog import ToolCatalog
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import PolicySet, ToolCall, denial_result
 from mcpfence.policy.opaque import harvest
 from mcpfence.session import SessionMemory
+from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 
 class PolicyHolder:
@@ -63,6 +66,24 @@ class PolicyAddon(BaseAddon):
             flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
         elif decision.decision != "allow" and decision.args != args:
             flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
+            self._mirror_param_headers(flow, name, decision.args)
+
+    def _mirror_param_headers(self, flow: Flow, tool: str, args: dict[str, Any]) -> None:
+        """Keep 2026-07-28 ``Mcp-Param-*`` headers equal to the rewritten arguments.
+
+        The upstream checks those headers against the body; stale ones would get a
+        correct call refused. For a tool never listed the mapping is unknown and the
+        headers stay: the upstream's check then fails closed.
+        """
+        headers = flow.context.headers
+        if not any(name.startswith(PARAM_HEADER_PREFIX) for name in headers):
+            return
+        mirrored = self.catalog.param_headers(flow.context.route, tool)
+        if mirrored is None:
+            return
+        kept = {k: v for k, v in headers.items() if not k.startswith(PARAM_HEADER_PREFIX)}
+        fresh = {k.lower(): v for k, v in mcp_param_headers(mirrored, args).items()}
+        flow.context.headers = {**kept, **fresh}
 
     def response(self, flow: Flow) -> None:
         result = (flow.response or {}).get("result")

@@ -150,7 +150,8 @@ class StreamableHttpRoute:
         batch: bool,
         deadline: float,
     ) -> None:
-        headers = upstream_request_headers(request.headers, self.upstream.headers)
+        # The context's headers: the client's, as addons left them (Mcp-Param-* follow mutations).
+        headers = upstream_request_headers(exchange.context.headers, self.upstream.headers)
         headers.update(exchange.upstream_headers)
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
