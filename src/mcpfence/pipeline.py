@@ -15,12 +15,16 @@ transport carried the message. Data flows one way: transport → pipeline → ad
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
+
+log = logging.getLogger("mcpfence")
 
 
 @dataclass
@@ -89,6 +93,10 @@ class BaseAddon:
         return message
 
 
+def _internal_error(flow: Flow, message: str) -> Message:
+    return jsonrpc.error_response(flow.request.get("id"), jsonrpc.INTERNAL_ERROR, message)
+
+
 class Pipeline:
     """The ordered addons of one route."""
 
@@ -97,14 +105,25 @@ class Pipeline:
         self._reversed = list(reversed(self.addons))
 
     def request(self, flow: Flow) -> None:
-        for addon in self.addons:
-            addon.request(flow)
-            if flow.response is not None:
-                return
+        """Run the request hooks; an addon that fails refuses the request (fail closed)."""
+        try:
+            for addon in self.addons:
+                addon.request(flow)
+                if flow.response is not None:
+                    return
+        except Exception:
+            route, method = flow.context.route, flow.method
+            log.exception("route %s: checking %s failed; the request is refused", route, method)
+            flow.reply(_internal_error(flow, "mcpfence could not check this request; it was not forwarded"))
 
     def response(self, flow: Flow) -> None:
+        """Run the response hooks in reverse; an addon that fails turns the answer into an error."""
         for addon in self._reversed:
-            addon.response(flow)
+            try:
+                addon.response(flow)
+            except Exception:
+                log.exception("route %s: checking the answer to %s failed", flow.context.route, flow.method)
+                flow.response = _internal_error(flow, "mcpfence could not check the answer to this request")
 
     def server_message(self, context: Context, message: Message) -> Message:
         for addon in self._reversed:

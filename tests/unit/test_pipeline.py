@@ -1,0 +1,71 @@
+"""The pipeline runs addons in order, stops at a local answer, and fails closed."""
+
+from __future__ import annotations
+
+from mcpfence import jsonrpc
+from mcpfence.pipeline import BaseAddon, Context, Flow, Pipeline
+
+
+class Recording(BaseAddon):
+    def __init__(self, name: str, seen: list[str]) -> None:
+        self.name = name
+        self.seen = seen
+
+    def request(self, flow: Flow) -> None:
+        self.seen.append(f"request {self.name}")
+
+    def response(self, flow: Flow) -> None:
+        self.seen.append(f"response {self.name}")
+
+
+class Answering(BaseAddon):
+    def request(self, flow: Flow) -> None:
+        flow.reply(jsonrpc.result_response(flow.request["id"], {"answered": True}))
+
+
+class Failing(BaseAddon):
+    def request(self, flow: Flow) -> None:
+        raise RuntimeError("boom")
+
+    def response(self, flow: Flow) -> None:
+        raise RuntimeError("boom")
+
+
+def new_flow() -> Flow:
+    return Flow(Context("r"), {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {}})
+
+
+def test_requests_run_in_order_and_responses_in_reverse() -> None:
+    seen: list[str] = []
+    pipeline = Pipeline([Recording("a", seen), Recording("b", seen)])
+    flow = new_flow()
+    pipeline.request(flow)
+    pipeline.response(flow)
+    assert seen == ["request a", "request b", "response b", "response a"]
+
+
+def test_a_local_answer_stops_the_request_hooks() -> None:
+    seen: list[str] = []
+    pipeline = Pipeline([Answering(), Recording("later", seen)])
+    flow = new_flow()
+    pipeline.request(flow)
+    assert flow.answered_locally
+    assert seen == []
+
+
+def test_an_addon_that_fails_on_a_request_refuses_it() -> None:
+    flow = new_flow()
+    Pipeline([Failing()]).request(flow)
+    assert flow.answered_locally
+    assert flow.response is not None
+    assert flow.response["error"]["code"] == jsonrpc.INTERNAL_ERROR
+    assert flow.response["id"] == 7
+
+
+def test_an_addon_that_fails_on_an_answer_turns_it_into_an_error_and_the_rest_still_run() -> None:
+    seen: list[str] = []
+    flow = new_flow()
+    flow.response = jsonrpc.result_response(7, {"ok": True})
+    Pipeline([Recording("outer", seen), Failing()]).response(flow)
+    assert flow.response["error"]["code"] == jsonrpc.INTERNAL_ERROR
+    assert seen == ["response outer"]
