@@ -34,7 +34,7 @@ def test_tools_list_answer_keeps_only_exposed_tools() -> None:
 
 def test_call_to_a_filtered_tool_is_answered_as_a_denial() -> None:
     call = flow("tools/call", {"name": "create_contact", "arguments": {"email": "a@example.com"}})
-    read_only_addon().request(call)
+    read_only_addon(listed_catalog()).request(call)
     message = "tool 'create_contact' is a write tool; this route exposes only: read"
     assert call.answered_locally
     assert call.response == {
@@ -54,15 +54,26 @@ def test_call_to_a_filtered_tool_is_answered_as_a_denial() -> None:
     assert isinstance(call.notes["decision"], Decision)
 
 
+def listed_catalog() -> ToolCatalog:
+    catalog = ToolCatalog()
+    catalog.learn("crm", TOOLS)
+    return catalog
+
+
 def test_call_to_an_exposed_tool_passes_untouched() -> None:
     call = flow("tools/call", {"name": "list_contacts", "arguments": {}})
-    read_only_addon().request(call)
+    read_only_addon(listed_catalog()).request(call)
     assert call.response is None
 
 
+def test_call_to_a_tool_never_listed_is_refused_because_its_kind_is_unknown() -> None:
+    call = flow("tools/call", {"name": "list_contacts", "arguments": {}})
+    read_only_addon().request(call)
+    assert call.answered_locally
+    assert "call tools/list first" in call.response["result"]["content"][0]["text"]  # type: ignore[index]
+
+
 def test_calls_are_classified_with_annotations_from_the_catalog() -> None:
-    catalog = ToolCatalog()
-    catalog.learn("crm", TOOLS)
     call = flow("tools/call", {"name": "purge", "arguments": {}})
-    read_only_addon(catalog).request(call)
+    read_only_addon(listed_catalog()).request(call)
     assert call.response is None

@@ -42,6 +42,9 @@ def tool_kind(name: str, annotations: Mapping[str, Any] | None) -> ToolKind:
     return "custom"
 
 
+MAX_CACHED = 4096
+
+
 class Exposure:
     """A route's tool filter; decisions are cached because every list and call asks."""
 
@@ -86,6 +89,8 @@ class Exposure:
         # (without annotations) cannot pin a wrong answer for the tool's name.
         key = (name, hints.get("readOnlyHint"), hints.get("destructiveHint"))
         if key not in self._cache:
+            if len(self._cache) >= MAX_CACHED:  # names come from clients: stay bounded
+                self._cache.clear()
             self._cache[key] = self._decide(name, annotations)
         return self._cache[key]
 

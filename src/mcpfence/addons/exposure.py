@@ -2,7 +2,8 @@
 
 Filtered tools vanish from ``tools/list`` answers and a ``tools/call`` to one is
 answered locally as a policy denial from ``route-filter``, so the model reads why
-and the decision log and spans record it like any other denial. Place it before
+and the decision log and spans record it like any other denial. A call to a tool
+mcpfence has not seen listed is refused too: its kind cannot be known. Place it before
 the policy addon: requests reach it first, and answers reach it after the policy
 addon has taught the catalog the tools' annotations.
 """
@@ -29,7 +30,13 @@ class ExposureAddon(BaseAddon):
         name = flow.params.get("name")
         if flow.method != "tools/call" or not isinstance(name, str):
             return
-        reason = self.exposure.refusal(name, self.catalog.annotations(flow.context.route, name))
+        route = flow.context.route
+        if self.catalog.knows(route, name):
+            reason = self.exposure.refusal(name, self.catalog.annotations(route, name))
+        else:
+            # Without the listing, the tool's annotations (readOnlyHint, destructiveHint)
+            # are unknown and its kind would be guessed from its name alone: fail closed.
+            reason = f"tool {name!r} is not in this route's tool list; call tools/list first"
         if reason is None:
             return
         arguments = flow.params.get("arguments")
