@@ -85,12 +85,27 @@ def test_console_exporter_prints_spans_to_stdout() -> None:
     assert '"name": "tools/call send"' in output
 
 
-def test_tracing_and_exported_metrics_are_off_by_default() -> None:
+def test_tracing_and_exported_metrics_are_off_without_an_endpoint() -> None:
     telemetry = Telemetry.setup("mcpfence")
     assert not telemetry.tracing
     assert span_exporters() == []
     assert metric_readers() == []
     telemetry.shutdown()
+
+
+def test_an_endpoint_alone_turns_otlp_export_on() -> None:
+    with otlp_receiver() as receiver:
+        run_one_call(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+        [span] = receiver.wait_for(lambda r: r.spans_named("tools/call send"))
+        metrics = receiver.wait_for(lambda r: r.metric_names())
+    assert span.attributes["mcpfence.decision"] == "allow"
+    assert "mcpfence.decisions" in metrics
+
+
+def test_none_overrides_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert span_exporters() == []
 
 
 def test_none_turns_an_exporter_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,7 +89,7 @@ def metric_readers() -> list[MetricReader]:
 def _build(signal: str, factories: Mapping[str, Callable[[], _Exporter]]) -> list[_Exporter]:
     variable = f"OTEL_{signal}_EXPORTER"
     exporters = []
-    for name in os.environ.get(variable, "none").split(","):
+    for name in os.environ.get(variable, _default(signal)).split(","):
         name = name.strip().lower()
         if name in ("", "none"):
             continue
@@ -98,6 +98,18 @@ def _build(signal: str, factories: Mapping[str, Callable[[], _Exporter]]) -> lis
             raise ValueError(f"{variable}: unknown exporter {name!r} (use otlp, console or none)")
         exporters.append(factories[key]())
     return exporters
+
+
+def _default(signal: str) -> str:
+    """``otlp`` when a collector endpoint is configured, else ``none``.
+
+    Setting ``OTEL_EXPORTER_OTLP_ENDPOINT`` alone is how most users say "send it
+    there"; without any endpoint nothing leaves the process.
+    """
+    endpoint = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    return "otlp" if endpoint else "none"
 
 
 def _protocol(signal: str) -> str:
