@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.servers import free_port
 
@@ -57,3 +58,25 @@ def test_a_bad_config_stops_start_up_with_exit_2_and_a_located_error(
     located = re.search(rf"{re.escape(str(config))}:{line}:\d+: (.*)", output)
     assert located, output
     assert named in located.group(1)
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "message"),
+    [
+        ({}, {"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'"),
+        ({"server": {"admin_port": 0}}, {"MCPFENCE_ADMIN_TOKEN": ""}, "MCPFENCE_ADMIN_TOKEN"),
+    ],
+    ids=["unknown-exporter", "admin-api-without-token"],
+)
+def test_an_unusable_environment_stops_start_up_with_exit_2_and_a_clear_message(
+    tmp_path: Path, config: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "mcpfence.yaml"
+    path.write_text(yaml.safe_dump({**config, "storage": {"path": str(tmp_path / "m.db")}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "mcpfence", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mcpfence.admin import client_cli
+from mcpfence.config import ConfigError
 from mcpfence.yamlsource import SourceError
 
 # Exit codes: 1 for findings (check/test failures), 2 for unusable input (bad config).
@@ -91,4 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SourceError as error:
         print(error, file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except ConfigError as error:
+        print(f"mcpfence: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -20,6 +20,10 @@ from mcpfence.yamlsource import Diagnostic, Loc, SourceError, YamlDocument, load
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+class ConfigError(Exception):
+    """The config or the environment cannot be used to start (not tied to a file position)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -19,13 +19,13 @@ from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
 from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
-from mcpfence.admin.app import PolicySetSummary, create_admin_app
+from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
 from mcpfence.admin.expiry import run_expiry_purge
 from mcpfence.admin.store import SQLiteStore, TokenRoute
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
-from mcpfence.config import Config, ExposeConfig, RouteConfig
+from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy.reload import PolicyWatcher
@@ -60,7 +60,8 @@ class Proxy:
             config.telemetry.service_name, prometheus=config.server.admin_port is not None
         )
         self.decision_log = self._decision_log()
-        self.store = SQLiteStore(config.resolve(config.storage.path)) if config.server.admin_port else None
+        admin = config.server.admin_port is not None
+        self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
         self.upstreams: dict[str, Upstream] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
@@ -273,15 +274,19 @@ async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None]
 def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
     """Run the proxy (and the admin listener, when configured) until interrupted;
     ``on_ready`` runs once every listener accepts connections."""
-    proxy = Proxy(config)
     server = config.server
+    try:
+        proxy = Proxy(config)
+        listeners = [_uvicorn(proxy.app, server.host, server.port)]
+        if server.admin_port is not None:
+            listeners.append(_uvicorn(proxy.admin_app(), server.admin_host, server.admin_port))
+    except (ValueError, AdminTokenMissing) as error:  # an unknown OTEL_*_EXPORTER, no admin token
+        raise ConfigError(str(error)) from error
     base = f"http://{server.host}:{server.port}"
     for route in config.routes:
         target = route.upstream.url or " ".join(route.upstream.command or ())
         log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
-    listeners = [_uvicorn(proxy.app, server.host, server.port)]
     if server.admin_port is not None:
-        listeners.append(_uvicorn(proxy.admin_app(), server.admin_host, server.admin_port))
         log.info("admin API and metrics: http://%s:%d", server.admin_host, server.admin_port)
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
