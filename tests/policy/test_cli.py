@@ -27,7 +27,7 @@ def test_check_follows_a_config_file_to_its_policies() -> None:
     run = mcpfence("check", "config.yaml")
 
     assert run.returncode == 0
-    assert run.stdout == "ok: 3 policies in 2 files\n"
+    assert run.stdout == "ok: 3 policies in 3 files\n"  # the config and its two policy files
 
 
 def test_check_reports_errors_with_positions_and_exits_1() -> None:

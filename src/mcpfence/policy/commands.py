@@ -41,10 +41,12 @@ def check(paths: list[Path], out: TextIO | None = None) -> int:
     out = out or sys.stdout
     problems: list[Diagnostic] = []
     sources: list[Path] = []
+    configs = 0
     for path in paths:
         if not _is_config(path):
             sources.append(path)
             continue
+        configs += 1
         try:
             sources += load_config(path).policy_paths
         except SourceError as error:
@@ -65,7 +67,7 @@ def check(paths: list[Path], out: TextIO | None = None) -> int:
             _collect(problems, error)
     for problem in problems:
         print(problem, file=out)
-    where = _count(len(files), "file", "files")
+    where = _count(len(files) + configs, "file", "files")
     if problems:
         print(f"{_count(len(problems), 'error', 'errors')} in {where}", file=out)
         return 1
