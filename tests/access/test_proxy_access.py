@@ -218,6 +218,22 @@ async def test_route_expiring_during_a_session_answers_404(running: Running) -> 
     assert response.status_code == 404
 
 
+@pytest.mark.anyio
+async def test_an_open_server_stream_ends_when_its_route_expires(running: Running) -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    created = running.create_route(name="token-stream-expiring", expires_at=expires.isoformat())
+    url = running.local_url(created)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, url)
+        headers = {**session_headers(session_id), "accept": "text/event-stream"}
+        with anyio.fail_after(8):  # the purge runs every second; the stream must not outlive it
+            async with http.stream("GET", url, headers=headers) as stream:
+                assert stream.status_code == 200
+                async for _ in stream.aiter_bytes():
+                    pass
+    assert datetime.now(UTC) >= expires
+
+
 async def raw_burst(url: str, count: int) -> list[httpx.Response]:
     """Open a session with raw requests and send ``count`` tools/list requests in it."""
     async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
