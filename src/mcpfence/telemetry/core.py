@@ -76,7 +76,9 @@ class Telemetry:
         if exporters:
             tracer_provider = TracerProvider(resource=resource)
             for exporter in exporters:
-                tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+                tracer_provider.add_span_processor(
+                    BatchSpanProcessor(exporter, max_export_batch_size=_export_batch_size())
+                )
         readers: list[MetricReader] = metric_readers()
         registry = None
         if prometheus:
@@ -183,3 +185,13 @@ class Telemetry:
             self._tracer_provider.shutdown()
         if self._meter_provider is not None:
             self._meter_provider.shutdown()
+
+
+def _export_batch_size() -> int | None:
+    """Spans per export: 64 unless ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` says otherwise.
+
+    The SDK's default of 512 encodes and posts a large batch at once, stalling the
+    event loop: in the benchmark (policies and tracing on, one connection) p99 went
+    from ~15 ms to ~3.3 ms with 64.
+    """
+    return None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 64
