@@ -169,6 +169,8 @@ class PolicySet:
                 for tool in dict.fromkeys(policy.tools):
                     self._literal.setdefault(tool, []).append(policy)
         self.candidates = lru_cache(maxsize=4096)(self._resolve)
+        patterns = (rule.pattern for p in self.policies for rule in p.opaque if rule.pattern)
+        self._opaque_patterns = tuple(dict.fromkeys(patterns))
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -185,9 +187,8 @@ class PolicySet:
         return [p.guidance for p in self.candidates(route, tool) if p.guidance]
 
     def opaque_patterns(self) -> tuple[re.Pattern[str], ...]:
-        """Every opaque pattern, for harvesting tokens from tool results."""
-        patterns = (rule.pattern for p in self.policies for rule in p.opaque if rule.pattern)
-        return tuple(dict.fromkeys(patterns))
+        """Every opaque pattern, for harvesting tokens from tool results (computed at load)."""
+        return self._opaque_patterns
 
     def decide(self, call: ToolCall) -> Decision:
         candidates = self.candidates(call.route, call.tool)
