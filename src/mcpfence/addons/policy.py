@@ -19,7 +19,7 @@ from mcpfence.catalog import ToolCatalog
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import PolicySet, ToolCall, denial_result
 from mcpfence.policy.opaque import harvest
-from mcpfence.session import SessionMemory
+from mcpfence.session import SessionMemory, SessionState
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 
@@ -47,6 +47,7 @@ class PolicyAddon(BaseAddon):
             return
         context = flow.context
         state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
+        flow.notes["session"] = state  # the answer is remembered in the same session
         call = ToolCall(
             route=context.route,
             tool=name,
@@ -91,8 +92,8 @@ class PolicyAddon(BaseAddon):
             result = None
         if flow.method == "tools/list" and result is not None:
             self._annotate_tools(flow, result)
-        elif flow.method == "tools/call" and not flow.answered_locally and "tool" in flow.notes:
-            self._remember(flow, result)
+        elif flow.method == "tools/call" and not flow.answered_locally and "session" in flow.notes:
+            self._remember(flow, flow.notes["session"], result)
 
     def _annotate_tools(self, flow: Flow, result: dict[str, Any]) -> None:
         tools = result.get("tools")
@@ -111,9 +112,7 @@ class PolicyAddon(BaseAddon):
         assert flow.response is not None
         flow.response = {**flow.response, "result": {**result, "tools": annotated}}
 
-    def _remember(self, flow: Flow, result: dict[str, Any] | None) -> None:
-        context = flow.context
-        state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
+    def _remember(self, flow: Flow, state: SessionState, result: dict[str, Any] | None) -> None:
         ok = result is not None and result.get("isError") is not True
         args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
