@@ -12,8 +12,7 @@ from mcpfence.admin import client_cli
 from mcpfence.config import ConfigError
 from mcpfence.yamlsource import SourceError
 
-# Exit codes: 1 for findings (check/test failures), 2 for unusable input (bad config).
-EXIT_FINDINGS = 1
+# Exit code for unusable input (a bad config file or environment); check/test use 1.
 EXIT_BAD_CONFIG = 2
 
 

@@ -13,7 +13,6 @@ from typing import Any, Final
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
-METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 HEADER_MISMATCH: Final = -32020
@@ -86,10 +85,6 @@ def canonical(value: Any) -> bytes:
 
 def is_request(message: Message) -> bool:
     return "method" in message and "id" in message
-
-
-def is_notification(message: Message) -> bool:
-    return "method" in message and "id" not in message
 
 
 def is_response(message: Message) -> bool:

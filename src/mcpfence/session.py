@@ -98,16 +98,6 @@ class SessionMemory:
         state.seen = now
         return state
 
-    def peek(self, key: str) -> SessionState | None:
-        """The state if it exists and is fresh, without creating one."""
-        state = self._states.get(key)
-        if state is None or time.monotonic() - state.seen > self.ttl_seconds:
-            return None
-        return state
-
-    def forget(self, key: str) -> None:
-        self._states.pop(key, None)
-
     def _evict(self, now: float) -> None:
         while len(self._states) > self.max_sessions:
             self._states.popitem(last=False)

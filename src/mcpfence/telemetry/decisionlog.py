@@ -29,23 +29,6 @@ __all__ = ["DecisionLog"]
 
 _log = logging.getLogger(__name__)
 
-FIELDS = (
-    "time",
-    "decision_id",
-    "policy_revision",
-    "trace_id",
-    "route",
-    "session_id",
-    "client_id",
-    "tool",
-    "decision",
-    "violations",
-    "mutations",
-    "args_sha256",
-    "duration_ms",
-)
-"""The keys of every line, in order; ``args`` follows when arguments are included."""
-
 _Entry = tuple[float, str, Mapping[str, Any]]
 
 

@@ -58,11 +58,6 @@ class _TimedSpan:
                 self._span.set_attribute(names.RPC_RESPONSE_STATUS_CODE, error_type)
             self._span.set_status(Status(StatusCode.ERROR, message))
 
-    def set_status_code(self, code: int | str) -> None:
-        """Record the response's status code without marking the span failed."""
-        if self._span.is_recording():
-            self._span.set_attribute(names.RPC_RESPONSE_STATUS_CODE, str(code))
-
     def __enter__(self) -> Self:
         return self
 
