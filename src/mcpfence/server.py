@@ -198,7 +198,8 @@ class Proxy:
         return create_admin_app(
             self.store,
             public_url=f"http://{server.host}:{server.port}",
-            upstreams=list(self._route_configs),
+            # Token routes reuse a config route's HTTP client; stdio routes have none.
+            upstreams=[r.name for r in self.config.routes if r.upstream.url is not None],
             tag_globs=self.config.tags,
             list_tools=self._list_tools,
             policies=self._policy_summary,
