@@ -31,6 +31,8 @@ class PolicyHolder:
 
 
 class PolicyAddon(BaseAddon):
+    """Applies the policy set in force to one route's traffic (see the module docstring)."""
+
     def __init__(self, holder: PolicyHolder, catalog: ToolCatalog, memory: SessionMemory) -> None:
         self.holder = holder
         self.catalog = catalog
@@ -104,8 +106,9 @@ class PolicyAddon(BaseAddon):
         policies = self.holder.current
         annotated = []
         for tool in tools:
-            guidance = policies.guidance(route, tool["name"]) if isinstance(tool, dict) else []
-            if guidance and isinstance(tool.get("name"), str):
+            name = tool.get("name") if isinstance(tool, dict) else None
+            guidance = policies.guidance(route, name) if isinstance(name, str) else []
+            if guidance:
                 description = tool.get("description") or ""
                 tool = {**tool, "description": "\n\n".join([description, *guidance]).strip()}
             annotated.append(tool)
