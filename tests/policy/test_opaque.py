@@ -96,6 +96,12 @@ def test_a_token_memory_is_reused_as_the_index(policies: PolicySet) -> None:
     assert messages(policies, TOKEN.lower(), memory) == []
 
 
+def test_forgetting_one_of_two_tokens_alike_keeps_the_other_detectable() -> None:
+    memory = TokenMemory(["ABC123", "abc123"])
+    memory.discard("abc123")
+    assert memory.original_of("Abc123") == "ABC123"
+
+
 def test_opaque_patterns_lists_each_pattern_once(load: Loader) -> None:
     policies = load(
         policy("a", opaque=[{"path": "/blob", "pattern": PATTERN}]),

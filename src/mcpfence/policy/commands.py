@@ -32,8 +32,9 @@ def _is_config(path: Path) -> bool:
     return "kind" not in data and bool(_CONFIG_KEYS & data.keys())
 
 
-def _collect(problems: list[Diagnostic], error: SourceError) -> None:
-    problems.extend(d for d in error.diagnostics if d not in problems)
+def _collect(problems: list[Diagnostic], found: Iterable[Diagnostic]) -> None:
+    """Add each of ``found`` once: the policy and test passes read the same files and report alike."""
+    problems.extend(d for d in found if d not in problems)
 
 
 def check(paths: list[Path], out: TextIO | None = None) -> int:
@@ -50,21 +51,21 @@ def check(paths: list[Path], out: TextIO | None = None) -> int:
         try:
             sources += load_config(path).policy_paths
         except SourceError as error:
-            _collect(problems, error)
+            _collect(problems, error.diagnostics)
     files, _ = policy_files(sources)
     count = 0
     try:
         count = len(load_policy_set(sources))
     except SourceError as error:
-        _collect(problems, error)
+        _collect(problems, error.diagnostics)
     entries, test_problems = read_documents(sources, kinds=("PolicyTest",))
-    _collect(problems, SourceError(test_problems))
+    _collect(problems, test_problems)
     for doc, test in entries:
         try:
             assert isinstance(test, PolicyTest)
             policies_under_test(doc, test)
         except SourceError as error:
-            _collect(problems, error)
+            _collect(problems, error.diagnostics)
     for problem in problems:
         print(problem, file=out)
     where = _count(len(files) + configs, "file", "files")

@@ -25,12 +25,16 @@ from mcpfence.yamlsource import Diagnostic, Loc, YamlDocument
 
 @dataclass(frozen=True)
 class CompiledVariable:
+    """A variable's checked expression; evaluated per call, in declaration order."""
+
     name: str
     expression: CompiledExpression
 
 
 @dataclass(frozen=True)
 class CompiledMutation:
+    """A mutation with its pointer split at load; ``path`` is kept for reports."""
+
     path: str
     tokens: tuple[str, ...]
     expression: CompiledExpression
@@ -38,6 +42,8 @@ class CompiledMutation:
 
 @dataclass(frozen=True)
 class CompiledValidation:
+    """A validation; its messages are only evaluated when it fails."""
+
     expression: CompiledExpression
     message: str | None
     message_expression: CompiledExpression | None
@@ -45,6 +51,8 @@ class CompiledValidation:
 
 @dataclass(frozen=True)
 class CompiledOpaque:
+    """An opaque rule with its pointer split and its pattern compiled at load."""
+
     path: str
     tokens: tuple[str, ...]
     pattern: re.Pattern[str] | None

@@ -29,6 +29,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Violation:
+    """A rule a call broke; ``audit`` ones are reported but do not deny."""
+
     policy: str
     message: str
     action: Action = "enforce"
@@ -36,6 +38,8 @@ class Violation:
 
 @dataclass(frozen=True)
 class Mutation:
+    """A pointer a policy actually changed (writes of the same value are not listed)."""
+
     policy: str
     path: str
 

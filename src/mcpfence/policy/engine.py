@@ -19,6 +19,7 @@ MAX_ARGS_BYTES = 256 * 1024
 LIMITS_POLICY = "mcpfence/limits"  # not a valid policy name, so it never collides
 _GLOB_CHARS = frozenset("*?[")
 _POLICY_ROOTS = frozenset({"params", "variables"})
+_CONTEXT_ROOTS = frozenset({"tool", "route", "session", "client", "now"})
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -39,9 +40,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(item) for item in value]
     return value
-
-
-_CONTEXT_ROOTS = frozenset({"tool", "route", "session", "client", "now"})
 
 
 class _CallState:
@@ -119,12 +117,12 @@ class _Scope:
         self._version = -1
 
     def evaluate(self, expression: CompiledExpression) -> Any:
+        """Evaluate against the arguments as they are now, rebinding only after a write."""
         if self._version != self.state.version:
-            own = self.policy.roots & _POLICY_ROOTS
             self._activation = (
-                environment().Activation(self._data())
-                if own
-                else self.state.shared_activation(self.policy.roots)
+                self.state.shared_activation(self.policy.roots)
+                if self.policy.roots.isdisjoint(_POLICY_ROOTS)
+                else environment().Activation(self._data())
             )
             self._version = self.state.version
         return expression.evaluate(self._activation)
@@ -191,6 +189,7 @@ class PolicySet:
         return self._opaque_patterns
 
     def decide(self, call: ToolCall) -> Decision:
+        """All mutations first, then validations and opaque checks, so those judge what is forwarded."""
         candidates = self.candidates(call.route, call.tool)
         if not candidates:
             return Decision("allow", call.args)

@@ -137,14 +137,12 @@ class CompiledExpression:
         try:
             value = self.program.eval(activation)
             result = value.plain_value()
-            # Errors come back as string values; only strings need the (slower) type check.
-            if isinstance(result, str) and value.type() == _ERROR:
-                raise EvaluationError(_categorize(result))
-            return result
-        except EvaluationError:
-            raise
         except Exception as exc:  # the binding raises for values it cannot convert
             raise EvaluationError(_categorize(str(exc))) from None
+        # Errors come back as string values; only strings need the (slower) type check.
+        if isinstance(result, str) and value.type() == _ERROR:
+            raise EvaluationError(_categorize(result))
+        return result
 
 
 def _categorize(detail: str) -> str:

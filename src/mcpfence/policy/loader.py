@@ -86,8 +86,9 @@ def load_policy_set(paths: Sequence[Path]) -> PolicySet:
                 ("metadata", "name"),
                 f"metadata.name: duplicate policy name {name!r} (first defined at {first_seen[name]})",
             ))
-        line, col = doc.position(("metadata", "name"))
-        first_seen.setdefault(name, f"{doc.file}:{line}:{col}")
+        else:
+            line, col = doc.position(("metadata", "name"))
+            first_seen[name] = f"{doc.file}:{line}:{col}"
         policy, diagnostics = compile_policy(doc, model, order)
         problems += diagnostics
         compiled.append(policy)

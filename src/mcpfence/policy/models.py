@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from mcpfence.policy.decision import Action, DecisionKind
 from mcpfence.policy.pointer import parse_pointer
 
 NAME_PATTERN = r"^[a-z0-9-]+$"
@@ -106,7 +107,7 @@ class ToolPolicySpec(_Strict):
     mutations: list[MutationRule] = Field(default_factory=list)
     validations: list[ValidationRule] = Field(default_factory=list)
     opaque: list[OpaqueRule] = Field(default_factory=list)
-    action: Literal["enforce", "audit"] = "enforce"
+    action: Action = "enforce"
     failurePolicy: Literal["Fail", "Ignore"] = "Fail"
     guidance: str | None = Field(None, description="Appended to the tool's description in tools/list.")
 
@@ -140,7 +141,7 @@ class CaseClient(_Strict):
 class Expectation(_Strict):
     """What a test case expects; only the fields given are compared."""
 
-    decision: Literal["allow", "mutate", "deny", "audit"] | None = None
+    decision: DecisionKind | None = None
     args: dict[str, Any] | None = None
     violations: list[str] | None = None
     messages: list[str] | None = None

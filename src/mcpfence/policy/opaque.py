@@ -38,13 +38,23 @@ class TokenMemory:
             self.add(token)
 
     def add(self, token: str) -> None:
+        """Remember ``token``; a later token with the same canonical form takes over the index."""
         self._tokens[token] = None
         self._by_canonical[canonical(token)] = token
 
     def discard(self, token: str) -> None:
         """Forget ``token`` (the caller's memory bound evicts the oldest)."""
-        if self._tokens.pop(token, 0) is None and self._by_canonical.get(canonical(token)) == token:
-            del self._by_canonical[canonical(token)]
+        if token not in self._tokens:
+            return
+        del self._tokens[token]
+        key = canonical(token)
+        if self._by_canonical.get(key) == token:
+            # Another known token may share the canonical form: it keeps the index entry.
+            survivor = next((t for t in reversed(self._tokens) if canonical(t) == key), None)
+            if survivor is None:
+                del self._by_canonical[key]
+            else:
+                self._by_canonical[key] = survivor
 
     def __contains__(self, token: object) -> bool:
         return token in self._tokens

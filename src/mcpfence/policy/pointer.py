@@ -38,7 +38,7 @@ def _index(container: list[Any], token: str, *, appending: bool) -> int:
 
 
 def get_at(document: Any, tokens: tuple[str, ...]) -> Any:
-    """The value at ``tokens``, or :data:`MISSING` when any step does not exist."""
+    """The value at ``tokens``, or one :func:`is_missing` recognises when a step does not exist."""
     current = document
     for token in tokens:
         if isinstance(current, dict):

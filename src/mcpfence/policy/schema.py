@@ -18,6 +18,7 @@ SCHEMA_ID = "https://mcpfence.dev/schemas/policy-v1.json"
 
 
 def policy_schema() -> dict[str, Any]:
+    """The models' schema with the ``$schema``/``$id`` header editors need to pick it up."""
     schema = TypeAdapter(PolicyDocument).json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -28,6 +29,7 @@ def policy_schema() -> dict[str, Any]:
 
 
 def render() -> str:
+    """The schema as committed: sorted keys, so regenerating gives a stable diff."""
     return json.dumps(policy_schema(), indent=2, sort_keys=True) + "\n"
 
 

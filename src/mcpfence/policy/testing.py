@@ -15,6 +15,8 @@ from mcpfence.yamlsource import YamlDocument
 
 @dataclass(frozen=True)
 class CaseResult:
+    """One case's outcome: every mismatch, so a failing case explains itself in one line."""
+
     name: str
     failures: tuple[str, ...]
 
@@ -33,6 +35,7 @@ def policies_under_test(doc: YamlDocument, test: PolicyTest) -> PolicySet:
 
 
 def run_case(policies: PolicySet, case: PolicyTestCase) -> CaseResult:
+    """Decide the call with the context the case declares; list how it differs from ``expect``."""
     decision = policies.decide(
         ToolCall(
             route=case.route,
@@ -56,10 +59,10 @@ def _mismatches(expect: Expectation, decision: Decision) -> list[str]:
             f"expected decision {expect.decision}, got {decision.decision}"
             + (f" ({reasons})" if reasons else "")
         )
-    if expect.args is not None and canonical(expect.args) != canonical(decision.args):
-        found.append(
-            f"expected args {canonical(expect.args).decode()}, got {canonical(decision.args).decode()}"
-        )
+    if expect.args is not None:
+        want_args, got_args = canonical(expect.args), canonical(decision.args)
+        if want_args != got_args:
+            found.append(f"expected args {want_args.decode()}, got {got_args.decode()}")
     if expect.violations is not None:
         want = sorted(set(expect.violations))
         got = sorted({v.policy for v in decision.violations})
