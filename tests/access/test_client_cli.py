@@ -85,6 +85,20 @@ def test_tokens_create_list_and_revoke(
     assert admin.store.api_tokens() == []
 
 
+def test_tokens_list_shows_an_aligned_table(
+    cli: argparse.ArgumentParser, admin: Admin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(cli, admin, "tokens", "create", "agent-with-a-long-name")
+    capsys.readouterr()
+    assert run(cli, admin, "tokens", "list") == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["NAME", "CREATED"]
+    name, created = row.split()
+    assert name == "agent-with-a-long-name"
+    assert created == admin.store.api_tokens()[0].created_at.isoformat()
+    assert row.index(created) == header.index("CREATED")
+
+
 def test_api_errors_print_one_line_and_exit_1(
     cli: argparse.ArgumentParser, admin: Admin, capsys: pytest.CaptureFixture[str]
 ) -> None:

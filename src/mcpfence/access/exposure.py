@@ -80,6 +80,7 @@ class Exposure:
         )
 
     def allows(self, name: str, annotations: Mapping[str, Any] | None) -> bool:
+        """Whether the tool passes, for callers (list filtering) that need no reason."""
         return self.refusal(name, annotations) is None
 
     def refusal(self, name: str, annotations: Mapping[str, Any] | None) -> str | None:

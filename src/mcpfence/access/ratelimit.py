@@ -26,6 +26,8 @@ _EPOCH_MS_THRESHOLD = 100_000_000_000
 
 @dataclass(frozen=True)
 class RateLimit:
+    """A route's ``rate_limit``: ``requests`` per ``per_seconds`` for each bucket ``key``."""
+
     requests: int
     per_seconds: float
     key: KeyKind = "session"
@@ -37,12 +39,14 @@ class RateLimit:
 
     def bucket_key(self, route: str, *, session_id: str, client_id: str, tool: str | None) -> BucketKey:
         """The bucket one request draws from, per this limit's ``key`` and ``per_tool``."""
-        value = {"session": session_id, "client": client_id, "route": ""}[self.key]
+        value = session_id if self.key == "session" else client_id if self.key == "client" else ""
         return (route, self.key, value, tool if self.per_tool else None)
 
 
 @dataclass(frozen=True)
 class RateDecision:
+    """One :meth:`RateLimiter.check`: the verdict and what the ``RateLimit-*`` headers say."""
+
     allowed: bool
     limit: int
     remaining: int

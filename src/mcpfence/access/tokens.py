@@ -30,6 +30,7 @@ def new_route_token() -> str:
 
 
 def new_api_token() -> str:
+    """256 random bits, URL-safe, to send as ``Authorization: Bearer <token>``."""
     return secrets.token_urlsafe(32)
 
 

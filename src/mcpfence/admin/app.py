@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcpfence.access.exposure import TOOL_KINDS, Exposure
+from mcpfence.access.exposure import TOOL_KINDS, Exposure, ToolKind
 from mcpfence.access.tokens import (
     ROUTE_PATH_PREFIX,
     bearer_token,
@@ -40,6 +40,7 @@ from mcpfence.admin.store import ApiToken, Store, StoreConflict, TokenRoute, utc
 ADMIN_TOKEN_ENV = "MCPFENCE_ADMIN_TOKEN"
 
 ToolInfo = tuple[str, Mapping[str, Any] | None]
+"""A tool as :class:`Exposure` judges it: its name and wire-format annotations."""
 ListTools = Callable[[str], Awaitable[Sequence[ToolInfo]]]
 """Given a config route's name, its upstream's tools as (name, wire annotations)."""
 
@@ -59,6 +60,8 @@ class AdminTokenMissing(RuntimeError):
 
 
 class ApiError(Exception):
+    """A refusal raised anywhere in a handler, answered as ``{"error": message}``."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -70,7 +73,7 @@ class _Body(BaseModel):
 
 
 class _Filters(_Body):
-    methods: tuple[Literal["read", "write", "custom"], ...] = TOOL_KINDS
+    methods: tuple[ToolKind, ...] = TOOL_KINDS
     tags: tuple[str, ...] = ()
 
 
@@ -134,6 +137,7 @@ async def _parse(request: Request, model: type[_Body]) -> Any:
 
 
 def route_json(route: TokenRoute) -> dict[str, Any]:
+    """A route as the API shows it: the ``config`` block as it was given, no token hash."""
     return {
         "id": route.id,
         "name": route.name,

@@ -14,9 +14,11 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcpfence.access.exposure import TOOL_KINDS
 from mcpfence.admin.app import ADMIN_TOKEN_ENV
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:8081"
@@ -69,11 +71,17 @@ def _expires_in(value: str) -> str:
     return (datetime.now(UTC) + delta).isoformat()
 
 
-def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+def _print_listing(
+    args: argparse.Namespace, items: list[Any], header: list[str], row: Callable[[Any], list[str]]
+) -> None:
+    """``items`` as JSON with ``--json`` (for scripts), else as an aligned table."""
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return
+    rows = [header, *(row(item) for item in items)]
+    widths = [max(len(cells[i]) for cells in rows) for i in range(len(header))]
+    for cells in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
 
 
 def routes_create(args: argparse.Namespace) -> int:
@@ -91,12 +99,11 @@ def routes_create(args: argparse.Namespace) -> int:
 
 
 def routes_list(args: argparse.Namespace) -> int:
-    routes = admin_request(args, "GET", "/admin/routes")["routes"]
-    if args.json:
-        print(json.dumps(routes, indent=2))
-        return 0
-    rows = [
-        [
+    _print_listing(
+        args,
+        admin_request(args, "GET", "/admin/routes")["routes"],
+        ["ID", "NAME", "UPSTREAM", "METHODS", "TAGS", "EXPIRES", "API-TOKEN"],
+        lambda r: [
             r["id"],
             r["name"],
             r["upstream"],
@@ -104,10 +111,8 @@ def routes_list(args: argparse.Namespace) -> int:
             ",".join(r["config"]["tags"]) or "-",
             r["expires_at"] or "never",
             "yes" if r["require_api_token_auth"] else "no",
-        ]
-        for r in routes
-    ]
-    _print_table(rows, ["ID", "NAME", "UPSTREAM", "METHODS", "TAGS", "EXPIRES", "API-TOKEN"])
+        ],
+    )
     return 0
 
 
@@ -125,11 +130,12 @@ def tokens_create(args: argparse.Namespace) -> int:
 
 
 def tokens_list(args: argparse.Namespace) -> int:
-    tokens = admin_request(args, "GET", "/admin/tokens")["tokens"]
-    if args.json:
-        print(json.dumps(tokens, indent=2))
-    else:
-        _print_table([[t["name"], t["created_at"]] for t in tokens], ["NAME", "CREATED"])
+    _print_listing(
+        args,
+        admin_request(args, "GET", "/admin/tokens")["tokens"],
+        ["NAME", "CREATED"],
+        lambda t: [t["name"], t["created_at"]],
+    )
     return 0
 
 
@@ -164,7 +170,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = route_commands.add_parser("create", parents=[listing], help="create a token route")
     create.add_argument("name")
     create.add_argument("--upstream", required=True, help="a route name of the config file")
-    create.add_argument("--methods", type=_csv, default=["read", "write", "custom"])
+    create.add_argument("--methods", type=_csv, default=list(TOOL_KINDS))
     create.add_argument("--tags", type=_csv, default=[])
     expiry = create.add_mutually_exclusive_group()
     expiry.add_argument("--expires-at", help="ISO-8601 time")

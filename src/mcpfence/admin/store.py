@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,12 +50,15 @@ class TokenRoute:
 
 @dataclass(frozen=True)
 class ApiToken:
+    """A named client credential for ``require_api_token_auth`` routes; only its SHA-256 is kept."""
+
     name: str
     token_sha256: str
     created_at: datetime
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware: stored times are compared with it, never with naive ones."""
     return datetime.now(UTC)
 
 
@@ -189,9 +193,8 @@ class SQLiteStore:
 
     def _delete_routes(self, route_ids: list[str]) -> list[str]:
         present = [route_id for route_id in route_ids if route_id in self._routes]
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany("DELETE FROM routes WHERE id=?", [(i,) for i in present])
-        self._db.execute("COMMIT")
+        with self._transaction():
+            self._db.executemany("DELETE FROM routes WHERE id=?", [(i,) for i in present])
         self._index_routes({k: v for k, v in self._routes.items() if k not in present})
         return present
 
@@ -221,15 +224,20 @@ class SQLiteStore:
 
     # -- schema and loading --
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; rolled back on error so the connection stays usable."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def _migrate(self) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._apply_migrations()
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, self._transaction():
+            self._apply_migrations()
 
     def _apply_migrations(self) -> None:
         self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

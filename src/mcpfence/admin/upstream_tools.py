@@ -7,14 +7,15 @@ This opens a real MCP client session, so it is only ever used off the hot path
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import httpx2
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-ToolInfo = tuple[str, dict[str, Any] | None]
+from mcpfence.admin.app import ToolInfo
+
+__all__ = ["ToolInfo", "list_upstream_tools"]
 
 
 async def list_upstream_tools(url: str, headers: Mapping[str, str], timeout: float) -> list[ToolInfo]:

@@ -5,7 +5,6 @@ The proxy builds one :class:`Telemetry` at start (``Telemetry.setup``), opens on
 :class:`DecisionLog` line per ``tools/call``.
 """
 
-from mcpfence.telemetry.canonical import sha256_hex
 from mcpfence.telemetry.core import Telemetry
 from mcpfence.telemetry.decisionlog import DecisionLog
 from mcpfence.telemetry.spans import RequestSpan, UpstreamSpan
@@ -15,5 +14,4 @@ __all__ = [
     "RequestSpan",
     "Telemetry",
     "UpstreamSpan",
-    "sha256_hex",
 ]

@@ -17,7 +17,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
-from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
@@ -27,7 +26,7 @@ from mcpfence.telemetry.exporters import metric_readers, span_exporters
 from mcpfence.telemetry.instruments import Instruments
 from mcpfence.telemetry.prometheus import metrics_app
 from mcpfence.telemetry.propagation import parent_context
-from mcpfence.telemetry.spans import RequestSpan
+from mcpfence.telemetry.spans import RequestSpan, identity_attributes
 
 __all__ = ["Telemetry"]
 
@@ -133,12 +132,7 @@ class Telemetry:
         """
         name = f"{method} {target}" if target else method
         tool = target if method == "tools/call" else None
-        metric_attributes: dict[str, AttributeValue] = {
-            names.MCP_METHOD_NAME: method,
-            names.ROUTE: route,
-        }
-        if tool is not None:
-            metric_attributes[names.GEN_AI_TOOL_NAME] = tool
+        metric_attributes = identity_attributes(method, route, tool)
         span: Span = INVALID_SPAN
         if self._tracer_provider is not None:
             attributes = dict(metric_attributes)

@@ -9,6 +9,7 @@ backup.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mcpfence.telemetry.canonical import sha256_hex
-from mcpfence.telemetry.redaction import parse_pointer, redact
+from mcpfence.jsonrpc import canonical
+from mcpfence.policy.pointer import parse_pointer
+from mcpfence.telemetry.redaction import redact
 
 __all__ = ["DecisionLog"]
 
@@ -97,7 +99,7 @@ class DecisionLog:
                 {"policy": v["policy"], "message": v["message"]} for v in record["violations"]
             ],
             "mutations": [{"policy": m["policy"], "path": m["path"]} for m in record["mutations"]],
-            "args_sha256": sha256_hex(args),
+            "args_sha256": hashlib.sha256(canonical(args)).hexdigest(),
             "duration_ms": record["duration_ms"],
         }
         if self._include_arguments:

@@ -1,7 +1,8 @@
 """Replacing values at JSON Pointer paths (RFC 6901) with a marker, without mutation.
 
 Only the containers along each path are copied, so the caller's arguments, which
-may still be on their way upstream, are never changed.
+may still be on their way upstream, are never changed. Pointers are parsed with
+:func:`mcpfence.policy.pointer.parse_pointer`, the same parser policies use.
 """
 
 from __future__ import annotations
@@ -10,15 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 REDACTED = "[REDACTED]"
-
-
-def parse_pointer(pointer: str) -> tuple[str, ...]:
-    """The reference tokens of ``pointer``; ``""`` is the whole document."""
-    if pointer == "":
-        return ()
-    if not pointer.startswith("/"):
-        raise ValueError(f"JSON Pointer must be empty or start with '/': {pointer!r}")
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
 
 
 def redact(value: Any, paths: Sequence[tuple[str, ...]]) -> Any:

@@ -22,7 +22,18 @@ from mcpfence.telemetry import names
 from mcpfence.telemetry.instruments import Instruments
 from mcpfence.telemetry.propagation import PROPAGATOR
 
-__all__ = ["RequestSpan", "UpstreamSpan"]
+__all__ = ["RequestSpan", "UpstreamSpan", "identity_attributes"]
+
+
+def identity_attributes(method: str, route: str, tool: str | None) -> dict[str, AttributeValue]:
+    """The attributes naming one request, repeated on each span and duration metric of it.
+
+    A fresh dict each time: callers add to it (``error.type``, span-only attributes).
+    """
+    attributes: dict[str, AttributeValue] = {names.MCP_METHOD_NAME: method, names.ROUTE: route}
+    if tool is not None:
+        attributes[names.GEN_AI_TOOL_NAME] = tool
+    return attributes
 
 
 class _TimedSpan:
@@ -183,10 +194,7 @@ class RequestSpan(_TimedSpan):
         A request the sampler left out still passes its (unsampled) context upstream,
         so the upstream makes the same sampling decision.
         """
-        metric_attributes: dict[str, AttributeValue] = {
-            names.MCP_METHOD_NAME: self._method,
-            names.ROUTE: self._route,
-        }
+        metric_attributes = identity_attributes(self._method, self._route, None)
         carrier: dict[str, str] = {}
         if not self._span.get_span_context().is_valid:  # tracing off
             return UpstreamSpan(
@@ -203,10 +211,4 @@ class RequestSpan(_TimedSpan):
 
     def _identity(self) -> dict[str, AttributeValue]:
         """The attributes child spans repeat so each can be searched on its own."""
-        attributes: dict[str, AttributeValue] = {
-            names.MCP_METHOD_NAME: self._method,
-            names.ROUTE: self._route,
-        }
-        if self._tool is not None:
-            attributes[names.GEN_AI_TOOL_NAME] = self._tool
-        return attributes
+        return identity_attributes(self._method, self._route, self._tool)
