@@ -50,6 +50,11 @@ def proxy_config(upstream_urls: dict[str, str]) -> dict[str, Any]:
                 "upstream": {"url": upstream_urls["streamable-http"], "timeout_seconds": 10},
             },
             {
+                "name": "streamable-http-json",
+                "path": "/streamable-http-json/mcp",
+                "upstream": {"url": upstream_urls["streamable-http-json"], "timeout_seconds": 10},
+            },
+            {
                 "name": "sse",
                 "path": "/sse/mcp",
                 "upstream": {"url": upstream_urls["sse"], "transport": "sse", "timeout_seconds": 10},
@@ -78,8 +83,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     with (
         serve_asgi(build_server().sse_app()) as sse_base,
         serve_asgi(build_server().streamable_http_app()) as http_base,
+        serve_asgi(build_server().streamable_http_app(json_response=True)) as json_base,
     ):
-        urls = {"sse": sse_base + "/sse", "streamable-http": http_base + "/mcp"}
+        urls = {
+            "sse": sse_base + "/sse",
+            "streamable-http": http_base + "/mcp",
+            "streamable-http-json": json_base + "/mcp",
+        }
         env = {"CONFIGURED_VALUE": "yes", "MCPFENCE_SECRET": "must-not-leak"}
         with run_proxy(proxy_config(urls), directory, env) as running:
             yield running

@@ -44,6 +44,7 @@ async def test_legacy_message_for_an_unknown_session_is_404(proxy: Proxy) -> Non
     async with httpx.AsyncClient(timeout=10) as http:
         answer = await http.post(proxy.url("/stdio/mcp/messages?session_id=nope"), json=request("ping"))
     assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == "Session not found"
 
 
 async def test_hosted_session_needs_initialize_first(proxy: Proxy) -> None:
@@ -51,6 +52,7 @@ async def test_hosted_session_needs_initialize_first(proxy: Proxy) -> None:
         answer = await http.post(proxy.url("/stdio/mcp"), json=request("tools/list"), headers=MCP_HEADERS)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == -32600
+    assert "Mcp-Session-Id header is required" in answer.json()["error"]["message"]
 
 
 async def test_hosted_session_is_gone_after_delete(proxy: Proxy) -> None:
@@ -119,6 +121,23 @@ async def test_stateless_routing_headers_must_match_the_body(proxy: Proxy) -> No
     assert answer.json()["error"]["code"] == -32020
 
 
+async def test_a_routing_header_sent_twice_is_a_mismatch(proxy: Proxy) -> None:
+    call = stateless("tools/call", {"name": "echo", "arguments": {"message": "x"}})
+    headers = [
+        *MCP_HEADERS.items(),
+        ("mcp-protocol-version", MODERN),
+        ("mcp-method", "tools/call"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ]
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(proxy.url("/stdio/mcp"), json=call, headers=headers)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == -32020
+    assert error["message"] == "mcp-method header appears more than once"
+
+
 async def test_rate_limits_apply_to_hosted_sessions(proxy: Proxy) -> None:
     url = proxy.url("/stdio-limited/mcp")
     async with httpx.AsyncClient(timeout=10, headers=MCP_HEADERS) as http:
@@ -139,3 +158,20 @@ async def test_rate_limits_apply_to_legacy_sessions(proxy: Proxy) -> None:
         pings = [await http.post(endpoint, json=request("ping", id=n)) for n in (1, 2, 3)]
     statuses = [ping.status_code for ping in pings]
     assert statuses == [202, 202, 429]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/stdio/mcp", "GET, POST, DELETE"),
+        ("POST", "/stdio/mcp/sse", "GET"),
+        ("GET", "/stdio/mcp/messages", "POST"),
+    ],
+)
+async def test_a_method_an_endpoint_does_not_serve_is_405_with_allow(
+    proxy: Proxy, method: str, path: str, allow: str
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.request(method, proxy.url(path))
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allow

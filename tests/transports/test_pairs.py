@@ -51,6 +51,15 @@ async def test_tool_call_returns_the_upstream_result(proxy: Proxy, downstream: s
     assert text_of(result) == "héllo ☃"
 
 
+async def test_a_large_json_answer_reaches_a_legacy_client_whole(proxy: Proxy) -> None:
+    """The bridge reads a JSON answer that arrives in many chunks to its end."""
+    message = "x" * 200_000  # several 64 KiB chunks, under the 256 KiB argument limit
+    async with open_session(proxy, "streamable-http-json", "legacy-sse") as session:
+        result = await session.call_tool("echo", {"message": message})
+    assert not result.is_error
+    assert text_of(result) == message
+
+
 @pytest.mark.parametrize(("downstream", "upstream"), PAIRS)
 async def test_progress_notifications_reach_the_caller(proxy: Proxy, downstream: str, upstream: str) -> None:
     seen: list[float] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mcpfence.transport import sse
 
 
@@ -42,3 +44,9 @@ def test_multiline_data_is_joined_and_replaced_in_place() -> None:
 def test_an_event_without_a_name_is_a_message() -> None:
     (event,) = parse(b"data: x\n\n")
     assert event.name == "message"
+
+
+def test_an_event_that_outgrows_the_limit_is_refused_before_it_completes() -> None:
+    parser = sse.Parser(max_event_bytes=8)
+    with pytest.raises(ValueError, match="larger than 8 bytes"):
+        list(parser.feed(b"data: " + b"x" * 8))

@@ -15,6 +15,8 @@ LEGACY_LEAVES = frozenset({"sse", "messages"})
 
 
 class Route(Protocol):
+    """Whatever serves one configured path; it answers every request itself, errors included."""
+
     async def handle(self, request: Request, send: Send) -> None: ...
 
 
@@ -28,6 +30,7 @@ class OriginGuard:
         self.allowed = frozenset(origin.rstrip("/") for origin in allowed)
 
     def allows(self, origin: str | None) -> bool:
+        """Whether a request with this ``Origin`` header may reach a route."""
         if origin is None or origin.rstrip("/") in self.allowed:
             return True
         return urlsplit(origin).hostname in LOCAL_HOSTS
@@ -47,6 +50,7 @@ class HostGuard:
         self.allowed = LOCAL_HOSTS | {listen_host.strip("[]").lower()}
 
     def allows(self, host: str | None) -> bool:
+        """Whether a request with this ``Host`` header may reach a route."""
         if not self.enabled:
             return True
         if not host:

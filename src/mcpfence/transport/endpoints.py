@@ -13,7 +13,6 @@ Hosted sessions of both kinds share one table, so one shared child (or one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
 
 from mcpfence.access.guard import AccessGuard
 from mcpfence.config import RouteConfig
@@ -28,9 +27,6 @@ from mcpfence.transport.stdio import StdioLink
 from mcpfence.transport.upstream import Upstream
 from mcpfence.transport.upstream_client import StreamableHttpLink
 from mcpfence.transport.upstream_sse import SseLink
-
-# The last path segments of the legacy SSE endpoints, under a route's path.
-LEGACY_LEAVES: Final = ("sse", "messages")
 
 
 class RouteEndpoints:

@@ -62,8 +62,9 @@ def upstream_request_headers(
 
 def downstream_response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """Upstream response headers as ASGI raw headers, minus the hop-by-hop ones."""
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in upstream
-        if name.lower() not in DROPPED_RESPONSE_HEADERS
-    ]
+    raw: list[tuple[bytes, bytes]] = []
+    for name, value in upstream:
+        lower = name.lower()
+        if lower not in DROPPED_RESPONSE_HEADERS:
+            raw.append((lower.encode("latin-1"), value.encode("latin-1")))
+    return raw

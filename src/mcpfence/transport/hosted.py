@@ -23,6 +23,7 @@ from mcpfence.transport.http import (
     Request,
     Send,
     send_jsonrpc_error,
+    send_method_not_allowed,
     send_response,
     until_disconnect,
 )
@@ -33,6 +34,7 @@ from mcpfence.transport.sse import send_message
 
 # Revisions without sessions: every request stands alone (2026-07-28).
 STATELESS_VERSIONS: Final = frozenset({"2026-07-28"})
+SESSION_REQUIRED: Final = "Bad Request: Mcp-Session-Id header is required"
 
 
 def _stateless_version(request: Request, messages: list[Message]) -> str | None:
@@ -71,14 +73,14 @@ class HostedRoute:
                 await self.table.end(self._existing(request).id)
                 await send_response(send, 200)
             else:
-                await send_response(send, 405, b"Method Not Allowed", [(b"allow", b"GET, POST, DELETE")])
+                await send_method_not_allowed(send, b"GET, POST, DELETE")
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
 
     def _existing(self, request: Request) -> Session:
         session_id = request.headers.get("mcp-session-id")
         if session_id is None:
-            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, SESSION_REQUIRED)
         session = self.table.get(session_id)
         if session is None or not isinstance(session.outbox, HostedOutbox):
             raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Session not found", status=404)
@@ -103,7 +105,7 @@ class HostedRoute:
             finally:
                 await session.hub.leave(session)
         else:
-            raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            raise JsonRpcError(jsonrpc.INVALID_REQUEST, SESSION_REQUIRED)
 
     async def _exchange(self, send: Send, session: Session, incoming: Incoming) -> None:
         """Submit one POST's messages and answer it: 202, JSON, or a stream."""

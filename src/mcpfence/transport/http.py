@@ -34,7 +34,7 @@ class BodyTooLarge(Exception):
 class Request:
     """One inbound HTTP request: method, path, lower-cased headers, body on demand."""
 
-    __slots__ = ("_receive", "headers", "method", "path", "query", "raw_headers", "scope")
+    __slots__ = ("_receive", "headers", "method", "path", "query", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -42,10 +42,14 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
-        self.raw_headers: list[tuple[str, str]] = [
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
-        ]
-        self.headers: dict[str, str] = dict(self.raw_headers)
+        self.headers: dict[str, str] = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+
+    def header_count(self, name: str) -> int:
+        """How often header ``name`` (lower case) was sent: ``headers`` keeps only the last."""
+        raw = name.encode("latin-1")
+        return sum(1 for key, _ in self.scope["headers"] if key.lower() == raw)
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refusing more than ``limit`` bytes before reading it all."""
@@ -72,6 +76,11 @@ class Request:
             pass
 
 
+def media_type(content_type: str) -> str:
+    """``application/json`` of ``Application/JSON; charset=utf-8``: what kind of body it is."""
+    return content_type.split(";")[0].strip().lower()
+
+
 async def send_response(
     send: Send, status: int, body: bytes = b"", headers: RawHeaders = ()
 ) -> None:
@@ -86,10 +95,15 @@ async def send_response(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_jsonrpc_error(send: Send, error: jsonrpc.JsonRpcError, headers: RawHeaders = ()) -> None:
+async def send_method_not_allowed(send: Send, allow: bytes) -> None:
+    """405, with the ``Allow`` header HTTP requires alongside it."""
+    await send_response(send, 405, b"Method Not Allowed", [(b"allow", allow)])
+
+
+async def send_jsonrpc_error(send: Send, error: jsonrpc.JsonRpcError) -> None:
     """Answer with a JSON-RPC error object at the error's HTTP status."""
     body = jsonrpc.dumps(error.to_message())
-    await send_response(send, error.status, body, [*JSON_HEADERS, *error.headers, *headers])
+    await send_response(send, error.status, body, [*JSON_HEADERS, *error.headers])
 
 
 async def until_disconnect(

@@ -76,6 +76,7 @@ class Hub:
         self._chores: set[asyncio.Task[None]] = set()
 
     def join(self, member: Member) -> None:
+        """Take on a session; the link starts only when it first sends something."""
         self._members.append(member)
 
     async def leave(self, member: Member) -> None:
@@ -88,6 +89,7 @@ class Hub:
             await self.close()
 
     async def close(self) -> None:
+        """Stop the link; the hub stays usable, and the next message starts a new one."""
         link, self._link = self._link, None
         if link is not None:
             await link.close()

@@ -21,6 +21,7 @@ from mcpfence.transport.http import (
     Request,
     Send,
     send_jsonrpc_error,
+    send_method_not_allowed,
     send_response,
     until_disconnect,
 )
@@ -52,8 +53,7 @@ class LegacySseRoute:
             elif leaf == "messages" and request.method == "POST":
                 await self.message(request, send, client_id)
             else:
-                allow = b"GET" if leaf == "sse" else b"POST"
-                await send_response(send, 405, b"Method Not Allowed", [(b"allow", allow)])
+                await send_method_not_allowed(send, b"GET" if leaf == "sse" else b"POST")
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
-from mcpfence.transport.http import BodyTooLarge, Request
+from mcpfence.transport.http import BodyTooLarge, Request, media_type
 
 # Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
 BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
@@ -24,8 +24,7 @@ async def read_messages(
     request: Request, max_body_bytes: int, protocol_version: str
 ) -> tuple[list[Message], bool]:
     """A POST's JSON-RPC messages, checked like the relay checks them (raises JsonRpcError)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
+    if media_type(request.headers.get("content-type", "")) != "application/json":
         raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Content-Type must be application/json", status=415)
     try:
         body = await request.body(max_body_bytes)
@@ -60,9 +59,8 @@ def check_routing_headers(request: Request, messages: list[Message]) -> None:
         return
     message = messages[0]
     request_id = message.get("id") if len(messages) == 1 else None
-    names = [name.lower() for name, _ in request.raw_headers]
     for routing in ("mcp-method", "mcp-name", "mcp-protocol-version"):
-        if names.count(routing) > 1:
+        if request.header_count(routing) > 1:
             raise _mismatch(f"{routing} header appears more than once", request_id)
     if len(messages) != 1 or "method" not in message:
         raise _mismatch("Mcp-Method header on a body that is not a single request", request_id)
@@ -92,6 +90,7 @@ def _decode_header_value(value: str) -> str:
 
 
 def meta_version(messages: list[Message]) -> str:
+    """The revision a 2026-07-28 client names in ``_meta`` (it has no handshake), or ``""``."""
     params = messages[0].get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) else None

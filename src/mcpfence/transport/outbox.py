@@ -21,6 +21,7 @@ class StreamQueue:
         self.listeners = 0
 
     def put(self, message: Message | None) -> None:
+        """Queue ``message`` (None ends the stream); when full, the oldest goes, so memory stays bounded."""
         if self._queue.qsize() >= MAX_QUEUED:
             self._queue.get_nowait()
         self._queue.put_nowait(message)

@@ -60,7 +60,7 @@ class Session:
         self.touched = time.monotonic()
         hub.join(self)
 
-    async def submit(self, messages: list[Message], headers: Mapping[str, str], client_id: str = "") -> None:
+    async def submit(self, messages: list[Message], headers: Mapping[str, str], client_id: str) -> None:
         """Check and forward what a client sent; requests answered here go straight back."""
         self.touched = time.monotonic()
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
@@ -136,14 +136,12 @@ class SessionTable:
         timeout_seconds: float,
         *,
         shared: bool,
-        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self.route = route
         self.pipeline = pipeline
         self.link = link
         self.timeout_seconds = timeout_seconds
         self.shared = shared
-        self.idle_seconds = idle_seconds
         self.sessions: dict[str, Session] = {}
         self._common: Hub | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -173,18 +171,19 @@ class SessionTable:
         return Session(session_id, context, self.pipeline, hub, outbox)
 
     def get(self, session_id: str) -> Session | None:
+        """The live session by id; looking it up counts as use, so it does not idle out."""
         session = self.sessions.get(session_id)
         if session is not None:
             session.touched = time.monotonic()
         return session
 
-    async def end(self, session_id: str) -> bool:
+    async def end(self, session_id: str) -> None:
+        """End a session's streams and leave its hub (a session already gone is no error)."""
         session = self.sessions.pop(session_id, None)
         if session is None:
-            return False
+            return
         session.outbox.close()
         await session.hub.leave(session)
-        return True
 
     async def close(self) -> None:
         """End every session (mcpfence is stopping): children are stopped too."""
@@ -198,7 +197,7 @@ class SessionTable:
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(REAP_EVERY_SECONDS)
-            cutoff = time.monotonic() - self.idle_seconds
+            cutoff = time.monotonic() - IDLE_SECONDS
             for session in list(self.sessions.values()):
                 if session.touched < cutoff and not session.pending and not session.outbox.busy():
                     with contextlib.suppress(Exception):

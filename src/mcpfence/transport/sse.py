@@ -8,19 +8,12 @@ is empty. So an event is kept as its ordered lines, and only ``data`` changes.
 
 from __future__ import annotations
 
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterator,
-    Mapping,
-    MutableMapping,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcpfence import jsonrpc
+from mcpfence.transport.http import Send
 
 
 @dataclass
@@ -37,19 +30,23 @@ class Event:
 
     @property
     def name(self) -> str:
+        """The ``event`` field; an event without one is a ``message`` (the SSE default)."""
         return next((value for name, value in self.lines if name == "event"), "message")
 
     def with_data(self, data: str) -> Event:
         """The same event with its data replaced, at the place the data stood."""
         lines: list[tuple[str, str]] = []
+        placed = False
         for name, value in self.lines:
             if name != "data":
                 lines.append((name, value))
-            elif not any(n == "data" for n, _ in lines):
+            elif not placed:
                 lines.extend(("data", part) for part in data.split("\n"))
+                placed = True
         return Event(lines)
 
     def encode(self) -> bytes:
+        """Wire bytes in the form servers write (``name: value``; ``data:`` alone when empty)."""
         out = []
         for name, value in self.lines:
             out.append(f":{value}" if name == "" else f"{name}: {value}" if value else f"{name}:")
@@ -110,9 +107,6 @@ async def read_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
     async for chunk in chunks:
         for event in parser.feed(chunk):
             yield event
-
-
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def send_event(send: Send, event: Event) -> None:

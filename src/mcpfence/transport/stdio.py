@@ -30,12 +30,9 @@ MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 STOP_GRACE_SECONDS: Final = 2.0
 
 
-def child_environment(
-    configured: Mapping[str, str], parent: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
     """The child's whole environment: the inherited minimum, then ``upstream.env``."""
-    parent = os.environ if parent is None else parent
-    env = {name: parent[name] for name in INHERITED_ENV if name in parent}
+    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.update(configured)
     return env
 

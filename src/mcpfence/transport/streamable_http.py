@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 
@@ -29,14 +29,14 @@ from mcpfence.transport.http import (
     RawHeaders,
     Request,
     Send,
+    media_type,
     send_jsonrpc_error,
+    send_method_not_allowed,
     send_response,
     until_disconnect,
 )
 from mcpfence.transport.messages import meta_version, read_messages, tool_name
 from mcpfence.transport.upstream import Upstream, UpstreamError
-
-MAX_UPSTREAM_BODY: Final = 64 * 1024 * 1024
 
 
 @dataclass
@@ -51,6 +51,10 @@ class Exchange:
     upstream_headers: dict[str, str] = field(default_factory=dict)
     # Headers every answer to this POST carries (RateLimit-*).
     response_headers: RawHeaders = ()
+
+    def local_answers(self) -> list[Message]:
+        """The answers addons gave without the upstream (denials), in request order."""
+        return [flow.response for flow in self.local if flow.response is not None]
 
 
 class StreamableHttpRoute:
@@ -83,12 +87,11 @@ class StreamableHttpRoute:
         elif request.method in ("GET", "DELETE"):
             await self.relay(request, send, context=self._context(request, "", client_id))
         else:
-            allow = [(b"allow", b"GET, POST, DELETE")]
-            await send_response(send, 405, b"Method Not Allowed", allow)
+            await send_method_not_allowed(send, b"GET, POST, DELETE")
 
     # -- POST ---------------------------------------------------------------
 
-    async def post(self, request: Request, send: Send, client_id: str = "") -> None:
+    async def post(self, request: Request, send: Send, client_id: str) -> None:
         try:
             messages, batch = await read_messages(request, self.max_body_bytes, "")
             session_id = request.headers.get("mcp-session-id", "")
@@ -137,7 +140,7 @@ class StreamableHttpRoute:
         return exchange
 
     async def _reply_locally(self, send: Send, exchange: Exchange, batch: bool) -> None:
-        answers = [flow.response for flow in exchange.local]
+        answers = exchange.local_answers()
         body = jsonrpc.dumps(answers if batch else answers[0])
         await send_response(send, 200, body, [*JSON_HEADERS, *exchange.response_headers])
 
@@ -156,41 +159,19 @@ class StreamableHttpRoute:
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
         try:
-            kind = _content_kind(response)
+            kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
                 await self._relay_post_stream(request, send, exchange, response)
             elif kind == "application/json" and response.status < 400 and exchange.pending:
-                raw = await self._read(response)
+                raw = await self.upstream.read(response)
                 await self._relay_json(send, exchange, response, raw, batch)
             elif exchange.local and response.status == 202:
                 await self._reply_locally(send, exchange, batch)
             else:
-                raw = await self._read(response)
+                raw = await self.upstream.read(response)
                 await send_response(send, response.status, raw, self._headers(response, exchange))
         finally:
             response.release()
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, at most ``MAX_UPSTREAM_BODY`` bytes (the exchange's deadline applies)."""
-        too_large = UpstreamError(f"upstream {self.upstream.url} answer exceeds {MAX_UPSTREAM_BODY} bytes")
-        try:
-            length = response.content_length
-            if length is not None:
-                if length > MAX_UPSTREAM_BODY:
-                    raise too_large
-                return await response.read()
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_any():
-                size += len(chunk)
-                if size > MAX_UPSTREAM_BODY:
-                    raise too_large
-                chunks.append(chunk)
-            return b"".join(chunks)
-        except TimeoutError:
-            raise self.upstream.timeout_error() from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self.upstream.url} failed: {exc}") from None
 
     async def _relay_json(
         self,
@@ -205,7 +186,7 @@ class StreamableHttpRoute:
         except JsonRpcError:
             raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
         answers = [self._answer(exchange, message) for message in _as_list(parsed)]
-        answers.extend(flow.response for flow in exchange.local if flow.response is not None)
+        answers.extend(exchange.local_answers())
         answers.extend(self._unanswered(exchange))
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
@@ -236,8 +217,7 @@ class StreamableHttpRoute:
 
     async def _fail(self, send: Send, exchange: Exchange, error: UpstreamError, batch: bool) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
-        answers = [f.response for f in exchange.local if f.response is not None]
-        answers += self._unanswered(exchange, error.message)
+        answers = exchange.local_answers() + self._unanswered(exchange, error.message)
         body = jsonrpc.dumps(answers if batch else answers[0])
         headers = [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
@@ -258,9 +238,8 @@ class StreamableHttpRoute:
         """
         headers = self._headers(response, exchange)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        for flow in exchange.local:
-            assert flow.response is not None
-            await sse.send_message(send, flow.response)
+        for answer in exchange.local_answers():
+            await sse.send_message(send, answer)
         reason = ""
         try:
             await until_disconnect(request, self._pump(send, exchange, response), self.closed)
@@ -299,8 +278,8 @@ class StreamableHttpRoute:
         try:
             exchange = Exchange(context)
             out_headers = self._headers(response, exchange)
-            if _content_kind(response) != "text/event-stream":
-                await send_response(send, response.status, await self._read(response), out_headers)
+            if media_type(response.headers.get("content-type", "")) != "text/event-stream":
+                await send_response(send, response.status, await self.upstream.read(response), out_headers)
                 return
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             # A server stream that ends badly just ends ours; the client reconnects.
@@ -321,7 +300,3 @@ class StreamableHttpRoute:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
-
-
-def _content_kind(response: aiohttp.ClientResponse) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Final
 
 import aiohttp
 
 from mcpfence import jsonrpc
+
+# The most of one upstream JSON answer mcpfence holds in memory to check it.
+MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
 
 
 class UpstreamError(jsonrpc.JsonRpcError):
@@ -35,6 +39,7 @@ class Upstream:
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The pooled client, made on first use: aiohttp wants a running event loop."""
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
@@ -46,6 +51,7 @@ class Upstream:
         return self._session
 
     async def close(self) -> None:
+        """Close the pool; the next request opens a new one."""
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -81,7 +87,34 @@ class Upstream:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream {self.url} failed: {exc or type(exc).__name__}") from None
 
+    async def read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body of ``response``, at most ``MAX_ANSWER_BYTES`` (the request's
+        deadline applies). ``content.read(n)`` would return only what is buffered so far."""
+        try:
+            length = response.content_length
+            if length is not None:
+                if length > MAX_ANSWER_BYTES:
+                    raise self._too_large()
+                return await response.read()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise self._too_large()
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except TimeoutError:
+            raise self.timeout_error() from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"upstream {self.url} failed: {exc}") from None
+
+    def _too_large(self) -> UpstreamError:
+        """Built only when needed: ``read`` runs on every relayed JSON answer."""
+        return UpstreamError(f"upstream {self.url} answer exceeds {MAX_ANSWER_BYTES} bytes")
+
     def timeout_error(self) -> UpstreamError:
+        """-32603 at HTTP 504, the same words wherever the deadline ran out."""
         return UpstreamError(
             f"upstream {self.url} did not answer within {self.timeout_seconds:g}s", status=504
         )

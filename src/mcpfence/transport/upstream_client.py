@@ -19,12 +19,11 @@ import aiohttp
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.transport.http import media_type
 from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sse import read_events
 from mcpfence.transport.upstream import Upstream, UpstreamError
 from mcpfence.transport.upstream_sse import deliver_events
-
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 async def _ignore(_: object) -> None:
@@ -93,17 +92,20 @@ class StreamableHttpLink:
         try:
             if message.get("method") == "initialize":
                 self.session_id = response.headers.get("mcp-session-id")
-            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            kind = media_type(response.headers.get("content-type", ""))
             if response.status == 404 and self.session_id is not None:
                 await self._lost("ended the session")
             elif kind == "text/event-stream":
                 await deliver_events(read_events(response.content.iter_any()), self._received, self.label)
             elif kind == "application/json":
-                body = await response.content.read(MAX_ANSWER_BYTES)
+                body = await self.upstream.read(response)
                 await self._deliver_json(message, body, response.status)
                 return
             if response.status >= 400 and jsonrpc.is_request(message):
                 await self._fail(message, f"{self.label} answered HTTP {response.status}")
+        except UpstreamError as error:
+            if jsonrpc.is_request(message):
+                await self._fail(message, error.message)
         except (aiohttp.ClientError, ValueError) as exc:
             if jsonrpc.is_request(message):
                 await self._fail(message, f"{self.label} broke its answer: {exc or type(exc).__name__}")

@@ -18,8 +18,8 @@ import aiohttp
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport import sse
+from mcpfence.transport.http import media_type
 from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.sse import read_events
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence.upstream")
@@ -58,11 +58,11 @@ class SseLink:
         headers = {"accept": "text/event-stream", **self.upstream.headers}
         response = await self.upstream.open("GET", headers, deadline=deadline)
         self._response = response
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = media_type(response.headers.get("content-type", ""))
         if response.status != 200 or kind != "text/event-stream":
             await self.close()
             raise UpstreamError(f"{self.label} answered HTTP {response.status} ({kind or 'no type'}) to GET")
-        events = read_events(response.content.iter_any())
+        events = sse.read_events(response.content.iter_any())
         try:
             async with asyncio.timeout_at(deadline):
                 self.endpoint = await self._endpoint(events)
