@@ -98,8 +98,8 @@ def validate_message(value: Any) -> Message:
     request_id = value.get("id")
     if value.get("jsonrpc") != "2.0":
         message = 'Invalid Request: "jsonrpc" must be "2.0"'
-        raise JsonRpcError(INVALID_REQUEST, message, id=_safe_id(request_id))
-    if "method" in value and "id" in value and _safe_id(request_id) is None:
+        raise JsonRpcError(INVALID_REQUEST, message, id=usable_id(request_id))
+    if "method" in value and "id" in value and usable_id(request_id) is None:
         raise JsonRpcError(INVALID_REQUEST, "Invalid Request: id must be a string or an integer")
     if "method" in value:
         if not isinstance(value["method"], str):
@@ -112,7 +112,8 @@ def validate_message(value: Any) -> Message:
     return value
 
 
-def _safe_id(value: Any) -> RequestId:
+def usable_id(value: Any) -> RequestId:
+    """``value`` if it can be a request id (string or integer, not bool), else None."""
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 

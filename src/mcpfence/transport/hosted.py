@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport.http import (
     JSON_HEADERS,
@@ -60,11 +60,11 @@ class HostedRoute:
     def __init__(self, table: SessionTable, max_body_bytes: int, guard: AccessGuard | None = None) -> None:
         self.table = table
         self.max_body_bytes = max_body_bytes
-        self.guard = guard
+        self.guard = guard or OPEN
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+            client_id = self.guard.authenticate(request.headers.get("authorization"))
             if request.method == "POST":
                 await self.post(request, send, client_id)
             elif request.method == "GET":
@@ -89,7 +89,7 @@ class HostedRoute:
     async def post(self, request: Request, send: Send, client_id: str) -> None:
         messages, batch = await read_messages(request, self.max_body_bytes, "")
         session_id = request.headers.get("mcp-session-id")
-        limits = self.guard.admit(session_id or "", client_id, tool_name(messages)) if self.guard else []
+        limits = self.guard.admit(session_id or "", client_id, tool_name(messages))
         incoming = Incoming(request, messages, batch, client_id, limits)
         version = _stateless_version(request, messages)
         if session_id is not None:

@@ -13,7 +13,7 @@ from typing import Final
 from urllib.parse import parse_qs
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.jsonrpc import JsonRpcError
 from mcpfence.transport import sse
 from mcpfence.transport.http import (
@@ -42,12 +42,12 @@ class LegacySseRoute:
         self.path = path.rstrip("/")
         self.table = table
         self.max_body_bytes = max_body_bytes
-        self.guard = guard
+        self.guard = guard or OPEN
 
     async def handle(self, request: Request, send: Send) -> None:
         leaf = request.path.rstrip("/").rpartition("/")[2]
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+            client_id = self.guard.authenticate(request.headers.get("authorization"))
             if leaf == "sse" and request.method == "GET":
                 await self.stream(request, send)
             elif leaf == "messages" and request.method == "POST":
@@ -73,7 +73,7 @@ class LegacySseRoute:
     async def message(self, request: Request, send: Send, client_id: str) -> None:
         session = self._session(request)
         messages, _ = await read_messages(request, self.max_body_bytes, session.context.protocol_version)
-        limits = self.guard.admit(session.id, client_id, tool_name(messages)) if self.guard else []
+        limits = self.guard.admit(session.id, client_id, tool_name(messages))
         await session.submit(messages, request.headers, client_id)
         await send_response(send, 202, b"Accepted", limits)
 

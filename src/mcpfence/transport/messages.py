@@ -75,8 +75,7 @@ def check_routing_headers(request: Request, messages: list[Message]) -> None:
 
 def _mismatch(message: str, request_id: Any) -> JsonRpcError:
     """-32020 at HTTP 400, answering the request's id when it has a usable one."""
-    usable = isinstance(request_id, str | int) and not isinstance(request_id, bool)
-    return JsonRpcError(jsonrpc.HEADER_MISMATCH, message, status=400, id=request_id if usable else None)
+    return JsonRpcError(jsonrpc.HEADER_MISMATCH, message, status=400, id=jsonrpc.usable_id(request_id))
 
 
 def _decode_header_value(value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
@@ -72,13 +72,13 @@ class StreamableHttpRoute:
         self.upstream = upstream
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
-        self.guard = guard
+        self.guard = guard or OPEN
         # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
         self.closed = asyncio.Event()
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization")) if self.guard else ""
+            client_id = self.guard.authenticate(request.headers.get("authorization"))
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
@@ -95,7 +95,7 @@ class StreamableHttpRoute:
         try:
             messages, batch = await read_messages(request, self.max_body_bytes, "")
             session_id = request.headers.get("mcp-session-id", "")
-            limits = self.guard.admit(session_id, client_id, tool_name(messages)) if self.guard else []
+            limits = self.guard.admit(session_id, client_id, tool_name(messages))
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
