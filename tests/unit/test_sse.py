@@ -50,3 +50,10 @@ def test_an_event_that_outgrows_the_limit_is_refused_before_it_completes() -> No
     parser = sse.Parser(max_event_bytes=8)
     with pytest.raises(ValueError, match="larger than 8 bytes"):
         list(parser.feed(b"data: " + b"x" * 8))
+
+
+def test_an_event_split_into_many_small_chunks_is_parsed_whole() -> None:
+    raw = b"id: 9\ndata: " + b"x" * 10_000 + b"\n\n"
+    (event,) = parse(*(raw[i : i + 7] for i in range(0, len(raw), 7)))
+    assert event.data == "x" * 10_000
+    assert event.encode() == raw

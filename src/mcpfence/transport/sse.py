@@ -63,28 +63,35 @@ def message_event(data: str, event_id: str | None = None) -> Event:
 
 
 class Parser:
-    """Feeds on byte chunks as they arrive; yields each event once it is complete."""
+    """Feeds on byte chunks as they arrive; yields each event once it is complete.
+
+    Only each new chunk is normalised and searched, so a large event (a list page of
+    several megabytes) arriving in many chunks costs linear time, not quadratic.
+    """
 
     def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
         self._max = max_event_bytes
+        self._held_cr = False  # the last chunk ended in CR: maybe half of a CRLF
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
-        buffer = self._buffer + chunk
-        # Normalise CRLF and CR line ends; a CR at the very end may be half of a CRLF.
-        hold = b""
-        if buffer.endswith(b"\r"):
-            buffer, hold = buffer[:-1], b"\r"
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *complete, rest = buffer.split(b"\n\n")
-        self._buffer = rest + hold
-        if len(self._buffer) > self._max:
-            raise ValueError(f"SSE event larger than {self._max} bytes")
-        for block in complete:
+        if self._held_cr:
+            chunk, self._held_cr = b"\r" + chunk, False
+        if chunk.endswith(b"\r"):
+            chunk, self._held_cr = chunk[:-1], True
+        if b"\r" in chunk:  # CRLF and CR line ends become LF
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = max(0, len(self._buffer) - 1)  # a blank line may straddle the chunks
+        self._buffer += chunk
+        while (end := self._buffer.find(b"\n\n", start)) >= 0:
+            block = bytes(self._buffer[:end])
+            del self._buffer[: end + 2]
+            start = 0
             event = _parse_block(block.decode("utf-8"))
             if event.lines:
                 yield event
+        if len(self._buffer) > self._max:
+            raise ValueError(f"SSE event larger than {self._max} bytes")
 
 
 def _parse_block(block: str) -> Event:
