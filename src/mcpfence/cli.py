@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcpfence import __version__
 from mcpfence.admin import client_cli
 from mcpfence.config import ConfigError
 from mcpfence.yamlsource import SourceError
@@ -18,6 +19,7 @@ EXIT_BAD_CONFIG = 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcpfence", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mcpfence {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the proxy")
