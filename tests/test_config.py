@@ -64,9 +64,9 @@ def test_a_bad_config_stops_start_up_with_exit_2_and_a_located_error(
     ("config", "env", "message"),
     [
         ({}, {"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'"),
-        ({"server": {"admin_port": 0}}, {"MCPFENCE_ADMIN_TOKEN": ""}, "MCPFENCE_ADMIN_TOKEN"),
+        ({"decision_log": {"path": "-", "redact": ["/a~b"]}}, {}, "~"),
     ],
-    ids=["unknown-exporter", "admin-api-without-token"],
+    ids=["unknown-exporter", "malformed-redact-pointer"],
 )
 def test_an_unusable_environment_stops_start_up_with_exit_2_and_a_clear_message(
     tmp_path: Path, config: dict[str, object], env: dict[str, str], message: str

@@ -10,6 +10,9 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mcpfence.access.exposure import Exposure
@@ -192,20 +195,35 @@ class Proxy:
     # -- admin listener --------------------------------------------------------
 
     def admin_app(self) -> Any:
-        """The admin API and ``/metrics``, for the loopback admin listener."""
+        """The admin API and ``/metrics``, for the loopback admin listener.
+
+        Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
+        request gets 503 saying why) while the proxy and ``/metrics`` run on.
+        """
         assert self.store is not None
         server = self.config.server
-        return create_admin_app(
-            self.store,
-            public_url=f"http://{server.host}:{server.port}",
-            # Token routes reuse a config route's HTTP client; stdio routes have none.
-            upstreams=[r.name for r in self.config.routes if r.upstream.url is not None],
-            tag_globs=self.config.tags,
-            list_tools=self._list_tools,
-            policies=self._policy_summary,
-            on_route_removed=self._route_removed,
-            extra_routes=[Route("/metrics", self.telemetry.metrics_app())],
-        )
+        metrics = Route("/metrics", self.telemetry.metrics_app())
+        try:
+            return create_admin_app(
+                self.store,
+                public_url=f"http://{server.host}:{server.port}",
+                # Token routes reuse a config route's HTTP client; stdio routes have none.
+                upstreams=[r.name for r in self.config.routes if r.upstream.url is not None],
+                tag_globs=self.config.tags,
+                list_tools=self._list_tools,
+                policies=self._policy_summary,
+                on_route_removed=self._route_removed,
+                extra_routes=[metrics],
+            )
+        except AdminTokenMissing as missing:
+            log.error("%s; the admin API is off, /metrics is still served", missing)
+            reason = f"the admin API is off: {missing}"
+
+            async def disabled(request: Request) -> JSONResponse:
+                return JSONResponse({"error": reason}, status_code=503)
+
+            admin = Route("/admin/{rest:path}", disabled, methods=["GET", "POST", "PATCH", "DELETE"])
+            return Starlette(routes=[metrics, admin])
 
     async def _list_tools(self, route_name: str) -> list[ToolInfo]:
         upstream = self._route_configs[route_name].upstream
@@ -281,7 +299,7 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
         listeners = [_uvicorn(proxy.app, server.host, server.port)]
         if server.admin_port is not None:
             listeners.append(_uvicorn(proxy.admin_app(), server.admin_host, server.admin_port))
-    except (ValueError, AdminTokenMissing) as error:  # an unknown OTEL_*_EXPORTER, no admin token
+    except ValueError as error:  # e.g. an unknown OTEL_*_EXPORTER
         raise ConfigError(str(error)) from error
     base = f"http://{server.host}:{server.port}"
     for route in config.routes:
