@@ -268,6 +268,7 @@ def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
         lifespan="on",
         access_log=False,
         log_level="warning",
+        proxy_headers=False,  # nothing here reads X-Forwarded-*: skip the middleware per request
         server_header=False,
         date_header=False,
     )
