@@ -71,6 +71,8 @@ def loads(body: bytes | str) -> Any:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"Parse error: {exc}") from None
+    except RecursionError:
+        raise JsonRpcError(PARSE_ERROR, "Parse error: nested too deeply") from None
 
 
 def dumps(value: Any) -> bytes:

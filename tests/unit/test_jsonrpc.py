@@ -33,6 +33,12 @@ def test_non_json_numbers_are_a_parse_error(constant: str) -> None:
     assert caught.value.code == jsonrpc.PARSE_ERROR
 
 
+def test_json_nested_too_deeply_is_a_parse_error_not_a_crash() -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(b"[" * 100_000)
+    assert caught.value.code == jsonrpc.PARSE_ERROR
+
+
 def test_dumps_is_compact_utf8() -> None:
     assert jsonrpc.dumps({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}'.encode()
 

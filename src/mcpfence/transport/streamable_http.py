@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ from mcpfence.transport.http import (
 )
 from mcpfence.transport.messages import meta_version, read_messages, tool_name
 from mcpfence.transport.upstream import Upstream, UpstreamError
+
+log = logging.getLogger("mcpfence")
 
 
 @dataclass
@@ -261,8 +264,11 @@ class StreamableHttpRoute:
             return event
         try:
             message = jsonrpc.loads(data)
-        except JsonRpcError:
-            return event
+        except JsonRpcError as error:
+            # Unchecked is never forwarded (a lenient client could read what we cannot).
+            # The event keeps its id for resumability; an answer it carried becomes -32603.
+            log.warning("route %s: dropped an upstream event: %s", self.name, error.message)
+            return event.with_data("")
         answers = [self._answer(exchange, m) for m in _as_list(message)]
         checked = answers if isinstance(message, list) else answers[0]
         return event.with_data(jsonrpc.dumps(checked).decode())
