@@ -68,6 +68,15 @@ async def test_duplicate_json_keys_are_an_invalid_request(
     assert error_code(response) == INVALID_REQUEST
 
 
+async def test_a_tool_call_without_an_id_is_an_invalid_request_that_never_reaches_the_upstream(
+    proxy: Proxy, http: httpx.AsyncClient, upstreams: dict[str, Upstream]
+) -> None:
+    body = b'{"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "echo", "arguments": {}}}'
+    response = await http.post(stateless_url(proxy), content=body)
+    assert error_code(response) == INVALID_REQUEST
+    assert upstreams["stateless-json"].requests == []
+
+
 async def test_a_batch_in_a_protocol_version_without_batches_is_an_invalid_request(
     proxy: Proxy, http: httpx.AsyncClient
 ) -> None:

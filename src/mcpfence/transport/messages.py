@@ -16,6 +16,8 @@ from mcpfence.transport.http import BodyTooLarge, Request, media_type
 # Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
 BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
 PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
+# Requests the pipeline decides: never accepted as notifications.
+CHECKED_REQUESTS: Final = frozenset({"tools/call"})
 # Method → the params key the `Mcp-Name` header mirrors (2026-07-28).
 NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
@@ -46,8 +48,20 @@ def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]
             )
         if not payload:
             raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: empty batch")
-        return [jsonrpc.validate_message(item) for item in payload], True
-    return [jsonrpc.validate_message(payload)], False
+        return [_client_message(item) for item in payload], True
+    return [_client_message(payload)], False
+
+
+def _client_message(value: object) -> Message:
+    """A valid JSON-RPC message that is not a request dressed as a notification.
+
+    Policies decide requests; a ``tools/call`` without an id would skip them and
+    reach a lenient server all the same, so it is refused here.
+    """
+    message = jsonrpc.validate_message(value)
+    if "id" not in message and message.get("method") in CHECKED_REQUESTS:
+        raise JsonRpcError(jsonrpc.INVALID_REQUEST, f"Invalid Request: {message['method']} needs an id")
+    return message
 
 
 def check_routing_headers(request: Request, messages: list[Message]) -> None:
