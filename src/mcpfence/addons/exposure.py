@@ -1,6 +1,7 @@
 """The pipeline addon that applies a route's :class:`Exposure` (SPEC §6).
 
-Filtered tools vanish from ``tools/list`` answers and a ``tools/call`` to one is
+Filtered tools vanish from ``tools/list`` answers (and from tool lists replayed without
+their request, on a resumed stream), and a ``tools/call`` to one is
 answered locally as a policy denial from ``route-filter``, so the model reads why
 and the decision log and spans record it like any other denial. A call to a tool
 mcpfence has not seen listed is refused too: its kind cannot be known. Place it before
@@ -15,7 +16,8 @@ from typing import Any
 from mcpfence import jsonrpc
 from mcpfence.access.exposure import Exposure
 from mcpfence.catalog import ToolCatalog
-from mcpfence.pipeline import BaseAddon, Flow
+from mcpfence.jsonrpc import Message
+from mcpfence.pipeline import BaseAddon, Context, Flow
 from mcpfence.policy.decision import Decision, Violation, denial_result
 
 FILTER_POLICY = "route-filter"
@@ -50,15 +52,20 @@ class ExposureAddon(BaseAddon):
         flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
 
     def response(self, flow: Flow) -> None:
-        result = (flow.response or {}).get("result")
-        if flow.method != "tools/list" or not isinstance(result, dict):
-            return
-        tools = result.get("tools")
-        if not isinstance(tools, list):
-            return
-        exposed = [tool for tool in tools if self._exposed(tool)]
-        assert flow.response is not None
-        flow.response = {**flow.response, "result": {**result, "tools": exposed}}
+        if flow.method == "tools/list" and flow.response is not None:
+            flow.response = self._filtered(flow.response)
+
+    def server_message(self, context: Context, message: Message) -> Message:
+        """An answer with no request to match (replayed on a resumed stream) may be a tool list too."""
+        return self._filtered(message) if jsonrpc.is_response(message) else message
+
+    def _filtered(self, answer: Message) -> Message:
+        """``answer`` without the tools this route hides, if it carries a tool list."""
+        result = answer.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return answer
+        exposed = [tool for tool in result["tools"] if self._exposed(tool)]
+        return {**answer, "result": {**result, "tools": exposed}}
 
     def _exposed(self, tool: Any) -> bool:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):

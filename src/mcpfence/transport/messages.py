@@ -48,8 +48,21 @@ def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]
             )
         if not payload:
             raise JsonRpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: empty batch")
-        return [_client_message(item) for item in payload], True
+        messages = [_client_message(item) for item in payload]
+        _reject_reused_ids(messages)
+        return messages, True
     return [_client_message(payload)], False
+
+
+def _reject_reused_ids(messages: list[Message]) -> None:
+    """Answers find their request by id: two requests under one id could swap their checks."""
+    seen: set[Any] = set()
+    for message in messages:
+        if jsonrpc.is_request(message):
+            if message["id"] in seen:
+                reason = f"Invalid Request: id {message['id']!r} is used twice in this batch"
+                raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
+            seen.add(message["id"])
 
 
 def _client_message(value: object) -> Message:

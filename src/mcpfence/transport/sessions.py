@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Final, Protocol
 
 from mcpfence import jsonrpc
-from mcpfence.jsonrpc import Message, RequestId
+from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.transport.hub import Hub
 from mcpfence.transport.link import LinkFactory
@@ -61,8 +61,16 @@ class Session:
         hub.join(self)
 
     async def submit(self, messages: list[Message], headers: Mapping[str, str], client_id: str) -> None:
-        """Check and forward what a client sent; requests answered here go straight back."""
+        """Check and forward what a client sent; requests answered here go straight back.
+
+        Raises JsonRpcError, before anything is forwarded, for a request whose id is in flight.
+        """
         self.touched = time.monotonic()
+        for message in messages:
+            if jsonrpc.is_request(message) and message["id"] in self.pending:
+                # Its answer would be matched to the other request, and get that one's checks.
+                reason = f"Invalid Request: id {message['id']!r} is already in flight in this session"
+                raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
         context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
         for message in messages:

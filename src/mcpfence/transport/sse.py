@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mcpfence import jsonrpc
 from mcpfence.transport.http import Send
+
+BOM: Final = "\ufeff".encode()
 
 
 @dataclass
@@ -30,8 +32,9 @@ class Event:
 
     @property
     def name(self) -> str:
-        """The ``event`` field; an event without one is a ``message`` (the SSE default)."""
-        return next((value for name, value in self.lines if name == "event"), "message")
+        """The last ``event`` field, as clients read it; unnamed (or named ``""``), ``message``."""
+        names = [value for name, value in self.lines if name == "event"]
+        return (names[-1] if names else "") or "message"
 
     def with_data(self, data: str) -> Event:
         """The same event with its data replaced, at the place the data stood."""
@@ -73,8 +76,14 @@ class Parser:
         self._buffer = bytearray()
         self._max = max_event_bytes
         self._held_cr = False  # the last chunk ended in CR: maybe half of a CRLF
+        self._head: bytearray | None = bytearray()  # the stream's first bytes, until past a BOM
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
+        if self._head is not None:  # clients drop a BOM opening the stream; so must we
+            self._head += chunk
+            if len(self._head) < len(BOM) and BOM.startswith(self._head):
+                return
+            chunk, self._head = bytes(self._head).removeprefix(BOM), None
         if self._held_cr:
             chunk, self._held_cr = b"\r" + chunk, False
         if chunk.endswith(b"\r"):

@@ -170,6 +170,10 @@ class StreamableHttpRoute:
                 await self._relay_json(send, exchange, response, raw, batch)
             elif exchange.local and response.status == 202:
                 await self._reply_locally(send, exchange, batch)
+            elif exchange.pending and response.status < 300 and response.status != 202:
+                # A body we cannot check is not relayed: lenient clients may read it as an answer.
+                url, media = self.upstream.url, kind or "none"
+                raise UpstreamError(f"upstream {url} answered with Content-Type {media}, not JSON")
             else:
                 raw = await self.upstream.read(response)
                 await send_response(send, response.status, raw, self._headers(response, exchange))

@@ -47,6 +47,9 @@ class Upstream:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
                 skip_auto_headers=("User-Agent",),
                 auto_decompress=True,
+                # The pool serves every client of the route: a jar would hand one client's
+                # cookies to the next. Set-Cookie goes to the client; Cookie never upstream.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -1,0 +1,86 @@
+"""mcpfence reads an upstream's SSE stream as clients do, so what a client reads was checked.
+
+The SSE rules a client follows: the last ``event:`` line of an event names it (an
+empty name is ``message``), and a byte-order mark opening the stream is not part of its first line. Reading
+either differently would relay, unchecked, a tool list the route must filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mcpfence.transport.sse import Parser
+from tests.protocol.clients import MCP_HEADERS
+from tests.servers import Proxy, run_proxy, serve_asgi
+
+LISTING = (
+    b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_contacts","inputSchema":{}},'
+    b'{"name":"delete_contact","inputSchema":{}}]}}'
+)
+STREAMS = {
+    "/renamed/mcp": b"event: note\nevent: message\ndata: " + LISTING + b"\n\n",
+    "/unnamed/mcp": b"event: note\nevent:\ndata: " + LISTING + b"\n\n",
+    "/bom/mcp": b"\xef\xbb\xbfdata: " + LISTING + b"\n\n",
+}
+
+
+async def sse_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every POST with the stream its path names."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": STREAMS[scope["path"]]})
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    with serve_asgi(sse_upstream) as base:
+        routes = [
+            {
+                "name": name,
+                "path": f"/{name}/mcp",
+                "upstream": {"url": f"{base}/{name}/mcp"},
+                "expose": {"methods": ["read"]},
+            }
+            for name in ("renamed", "unnamed", "bom")
+        ]
+        with run_proxy({"routes": routes}, Path(tmp_path_factory.mktemp("sse-events"))) as running:
+            yield running
+
+
+def _listed(proxy: Proxy, path: str) -> str:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    return httpx.post(proxy.url(path), json=body, headers=MCP_HEADERS, timeout=10).text
+
+
+def test_an_event_is_named_by_its_last_event_line(proxy: Proxy) -> None:
+    listed = _listed(proxy, "/renamed/mcp")
+    assert "list_contacts" in listed
+    assert "delete_contact" not in listed
+
+
+def test_an_event_named_by_an_empty_line_is_a_message(proxy: Proxy) -> None:
+    listed = _listed(proxy, "/unnamed/mcp")
+    assert "list_contacts" in listed
+    assert "delete_contact" not in listed
+
+
+def test_a_byte_order_mark_opening_the_stream_is_skipped(proxy: Proxy) -> None:
+    listed = _listed(proxy, "/bom/mcp")
+    assert "list_contacts" in listed
+    assert "delete_contact" not in listed
+
+
+def test_a_byte_order_mark_split_across_chunks_is_skipped() -> None:
+    parser = Parser()
+    events = [*parser.feed(b"\xef"), *parser.feed(b"\xbb\xbfdata: x\n\n")]
+    assert [event.data for event in events] == ["x"]
