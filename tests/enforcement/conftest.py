@@ -49,7 +49,17 @@ spec:
   mutations:
     - path: /region
       expression: "args.region.lowerAscii()"
+---
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: tokens-verbatim}
+spec:
+  match: {tools: [use_token]}
+  opaque:
+    - path: /token
+      pattern: "^[A-Za-z0-9]{16,}$"
 """
+TOKEN = "Tok3nABCDEFGH12345xyz"
 
 
 class Recorder:
@@ -74,6 +84,15 @@ class Recorder:
         @server.tool()
         def add_note(note: str) -> str:
             self.calls.append(("add_note", {"note": note}))
+            return "ok"
+
+        @server.tool()
+        def issue_token() -> str:
+            return TOKEN
+
+        @server.tool()
+        def use_token(token: str) -> str:
+            self.calls.append(("use_token", {"token": token}))
             return "ok"
 
         @server.tool()

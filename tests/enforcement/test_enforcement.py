@@ -12,7 +12,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 
-from tests.enforcement.conftest import POLICIES, Recorder
+from tests.enforcement.conftest import POLICIES, TOKEN, Recorder
 from tests.protocol.clients import MCP_HEADERS, connect, modern_call, modern_headers
 from tests.servers import Proxy
 
@@ -71,6 +71,23 @@ async def test_every_call_is_one_decision_log_line(proxy: Proxy) -> None:
     line = json.loads(log.read_text().splitlines()[-1])
     assert (line["tool"], line["decision"]) == ("set_status", "deny")
     assert "args" not in line
+
+
+async def test_an_edited_token_is_refused_quoting_it_to_the_model_but_never_to_the_log(
+    proxy: Proxy, recorder: Recorder
+) -> None:
+    async with connect(proxy.url("/rec/mcp")) as conn:
+        await conn.session.call_tool("issue_token", {})
+        result = await conn.session.call_tool("use_token", {"token": TOKEN.lower()})
+    assert result.is_error
+    assert TOKEN in result.content[0].text  # type: ignore[union-attr]
+    assert recorder.calls == []
+    log = proxy.config_path.parent / "decisions.jsonl"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "tokens-verbatim" not in log.read_text():
+        await anyio.sleep(0.05)
+    assert "tokens-verbatim" in log.read_text()
+    assert TOKEN not in log.read_text()
 
 
 async def test_a_reload_with_a_broken_file_keeps_enforcing_the_old_rules(

@@ -49,3 +49,26 @@ def test_an_sse_answer_that_cannot_be_parsed_is_not_relayed(proxy: Proxy) -> Non
     assert len(answers) == 1
     assert '"code":-32603' in answers[0]
     assert "id: e1" in response.text  # the event keeps its id, for resumption
+
+
+async def json_upstream_with_an_object_id(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every POST with a JSON-RPC response whose id is an object."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"jsonrpc":"2.0","id":{"not":"an id"},"result":{"tools":[]}}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_an_answer_with_an_unusable_id_leaves_the_request_unanswered_not_crashed(tmp_path: Path) -> None:
+    with serve_asgi(json_upstream_with_an_object_id) as base:
+        route = {"name": "odd", "path": "/odd/mcp", "upstream": {"url": base + "/mcp"}}
+        with run_proxy({"routes": [route]}, tmp_path) as proxy:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+            response = httpx.post(proxy.url("/odd/mcp"), json=body, headers=MCP_HEADERS, timeout=10)
+    answers = response.json()
+    mine = next(a for a in answers if a.get("id") == 1)
+    assert mine["error"]["code"] == -32603

@@ -68,3 +68,13 @@ def test_envelopes_that_are_not_json_rpc_are_invalid_requests(message: object) -
 )
 def test_requests_notifications_and_responses_are_valid(message: dict[str, object]) -> None:
     assert jsonrpc.validate_message(message) is message
+
+
+def test_a_lone_surrogate_escape_is_a_parse_error() -> None:
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(b'{"a": "\\ud800"}')
+    assert caught.value.code == jsonrpc.PARSE_ERROR
+
+
+def test_a_surrogate_pair_escape_is_one_character() -> None:
+    assert jsonrpc.loads(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}

@@ -94,7 +94,8 @@ class TracingAddon(BaseAddon):
                 "client_id": context.client_id,
                 "tool": flow.notes.get("tool", ""),
                 "decision": decision.decision,
-                "violations": [{"policy": v.policy, "message": v.message} for v in decision.violations],
+                # Tokens are never logged: a message quoting one is logged without it.
+                "violations": [{"policy": v.policy, "message": v.loggable} for v in decision.violations],
                 "mutations": [{"policy": m.policy, "path": m.path} for m in decision.mutations],
                 "args": decision.args,
                 "duration_ms": round((perf_counter() - flow.started) * 1000, 3),

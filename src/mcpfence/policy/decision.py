@@ -34,6 +34,12 @@ class Violation:
     policy: str
     message: str
     action: Action = "enforce"
+    # The message as logs may keep it, when ``message`` quotes a secret (an opaque token).
+    logged: str | None = None
+
+    @property
+    def loggable(self) -> str:
+        return self.message if self.logged is None else self.logged
 
 
 @dataclass(frozen=True)

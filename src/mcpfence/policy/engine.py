@@ -148,8 +148,8 @@ class _Scope:
                 continue
         return values
 
-    def violation(self, message: str) -> Violation:
-        return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce")
+    def violation(self, message: str, logged: str | None = None) -> Violation:
+        return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce", logged)
 
 
 class PolicySet:
@@ -291,9 +291,8 @@ def _check_opaque(scope: _Scope, violations: list[Violation]) -> None:
         # An edited copy of a known token is the more useful diagnosis: it quotes the original.
         original = scope.state.tokens.original_of(value) if scope.state.call.known_tokens else None
         if original is not None:
-            violations.append(scope.violation(
-                f"{rule.path} was altered; pass the token exactly as returned earlier: {original}"
-            ))
+            altered = f"{rule.path} was altered; pass the token exactly as returned earlier"
+            violations.append(scope.violation(f"{altered}: {original}", logged=altered))
         elif rule.pattern is not None and not rule.pattern.search(value):
             violations.append(scope.violation(
                 f"{rule.path} is not a well-formed token; pass it exactly as the tool returned it"

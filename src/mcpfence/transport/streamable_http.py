@@ -202,7 +202,8 @@ class StreamableHttpRoute:
         """Pass one upstream message through the pipeline, as an answer or on its own."""
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
-        flow = exchange.pending.pop(message.get("id"), None) if jsonrpc.is_response(message) else None
+        answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
+        flow = exchange.pending.pop(answered, None) if answered is not None else None
         if flow is None:
             return self.pipeline.server_message(exchange.context, message)
         flow.response = message
