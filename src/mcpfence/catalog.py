@@ -24,6 +24,7 @@ class ToolCatalog:
     def __init__(self) -> None:
         self._routes: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._param_headers: dict[str, dict[str, dict[tuple[str, ...], str]]] = {}
+        self._param_schemas: dict[str, dict[str, dict[str, Any]]] = {}
 
     def learn(self, route: str, tools: Iterable[Any]) -> None:
         known = self._routes.setdefault(route, {})
@@ -37,6 +38,9 @@ class ToolCatalog:
                 schema = tool.get("inputSchema")
                 mirrored = x_mcp_header_map(schema) if isinstance(schema, dict) else {}
                 self._param_headers.setdefault(route, {})[tool["name"]] = mirrored
+                if mirrored:
+                    assert isinstance(schema, dict)
+                    self._param_schemas.setdefault(route, {})[tool["name"]] = schema
 
     def annotations(self, route: str, tool: str) -> Mapping[str, Any]:
         return self._routes.get(route, {}).get(tool, EMPTY)
@@ -44,6 +48,10 @@ class ToolCatalog:
     def param_headers(self, route: str, tool: str) -> Mapping[tuple[str, ...], str] | None:
         """Argument path → ``Mcp-Param-`` header token; None when the tool was never listed."""
         return self._param_headers.get(route, {}).get(tool)
+
+    def param_schema(self, route: str, tool: str) -> dict[str, Any] | None:
+        """The input schema of a listed tool that mirrors arguments into headers, else None."""
+        return self._param_schemas.get(route, {}).get(tool)
 
     def knows(self, route: str, tool: str) -> bool:
         return tool in self._routes.get(route, {})

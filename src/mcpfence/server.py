@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -90,7 +91,10 @@ class Proxy:
         relay = self._route(route, guard=guard) if relays else None
         pipeline = CacheScopedPipeline(self._addons(route.expose))
         max_body = self.config.server.max_body_bytes
-        endpoints = build_endpoints(route, pipeline, max_body, self.config.base_dir, upstream, relay, guard)
+        schemas = partial(self.catalog.param_schema, route.name)
+        endpoints = build_endpoints(
+            route, pipeline, max_body, self.config.base_dir, upstream, relay, guard, schemas
+        )
         self.endpoints.append(endpoints)
         return endpoints
 
@@ -120,6 +124,7 @@ class Proxy:
             CacheScopedPipeline(self._addons(expose)),
             self.config.server.max_body_bytes,
             guard,
+            partial(self.catalog.param_schema, route.name),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:

@@ -130,3 +130,18 @@ async def test_mcp_param_headers_follow_a_mutated_argument(proxy: Proxy, recorde
         response = await http.post(proxy.url("/rec/mcp"), json=call, headers=headers)
     assert response.status_code == 200, response.text
     assert recorder.calls == [("set_region", {"region": "eu"})]
+
+
+async def test_mcp_param_headers_that_disagree_with_the_body_are_400_header_mismatch(
+    proxy: Proxy, recorder: Recorder
+) -> None:
+    """Gateways may route on Mcp-Param-*: mcpfence answers a mismatch as the server must."""
+    async with connect(proxy.url("/rec/mcp")) as conn:
+        await conn.session.list_tools()
+    call = modern_call("set_region", {"region": "eu"})
+    headers = {**MCP_HEADERS, **modern_headers("tools/call", "set_region"), "mcp-param-region": "us"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(proxy.url("/rec/mcp"), json=call, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+    assert recorder.calls == []

@@ -121,6 +121,22 @@ async def test_stateless_routing_headers_must_match_the_body(proxy: Proxy) -> No
     assert answer.json()["error"]["code"] == -32020
 
 
+@pytest.mark.parametrize(("header", "status"), [("eu", 200), ("us", 400)], ids=["agrees", "disagrees"])
+async def test_stateless_param_headers_must_match_the_arguments_even_with_no_http_upstream(
+    proxy: Proxy, header: str, status: int
+) -> None:
+    """A stdio child sees no headers: mcpfence is the only one who can check them."""
+    listed = {**MCP_HEADERS, "mcp-protocol-version": MODERN, "mcp-method": "tools/list"}
+    called = {**listed, "mcp-method": "tools/call", "mcp-name": "region", "mcp-param-region": header}
+    call = stateless("tools/call", {"name": "region", "arguments": {"region": "eu"}})
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.post(proxy.url("/stdio/mcp"), json=stateless("tools/list", {}), headers=listed)
+        answer = await http.post(proxy.url("/stdio/mcp"), json=call, headers=called)
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["error"]["code"] == -32020
+
+
 async def test_a_routing_header_sent_twice_is_a_mismatch(proxy: Proxy) -> None:
     call = stateless("tools/call", {"name": "echo", "arguments": {"message": "x"}})
     headers = [

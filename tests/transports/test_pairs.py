@@ -27,7 +27,7 @@ from tests.transports.conftest import DOWNSTREAMS, UPSTREAMS, open_session
 pytestmark = pytest.mark.anyio
 
 PAIRS = [pytest.param(d, u, id=f"{d}-to-{u}") for d, u in itertools.product(DOWNSTREAMS, UPSTREAMS)]
-TOOLS = {"echo", "count", "ask", "sample", "pid", "environment", "shout", "crash"}
+TOOLS = {"echo", "region", "count", "ask", "sample", "pid", "environment", "shout", "crash"}
 
 
 def text_of(result: Any) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import SamplingMessage, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Answer(BaseModel):
@@ -26,6 +27,11 @@ def build_server() -> MCPServer:
     def echo(message: str) -> str:
         """Return the message unchanged."""
         return message
+
+    @server.tool()
+    def region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+        """Return the region, which 2026-07-28 clients mirror into an Mcp-Param-Region header."""
+        return region
 
     @server.tool()
     async def count(steps: int, ctx: Context) -> str:

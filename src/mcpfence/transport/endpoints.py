@@ -22,6 +22,7 @@ from mcpfence.transport.hosted import HostedRoute
 from mcpfence.transport.http import Request, Send
 from mcpfence.transport.legacy_sse import LegacySseRoute
 from mcpfence.transport.link import Link
+from mcpfence.transport.messages import ParamSchemas
 from mcpfence.transport.sessions import SessionTable
 from mcpfence.transport.stdio import StdioLink
 from mcpfence.transport.upstream import Upstream
@@ -59,6 +60,7 @@ def build_endpoints(
     upstream: Upstream | None,
     relay: Route | None,
     guard: AccessGuard | None = None,
+    schemas: ParamSchemas | None = None,
 ) -> RouteEndpoints:
     """The endpoints of ``route``, each passing ``pipeline`` and ``guard``.
 
@@ -77,6 +79,6 @@ def build_endpoints(
         return StreamableHttpLink(upstream)
 
     table = SessionTable(route.name, pipeline, link, config.timeout_seconds, shared=config.shared)
-    main = relay or HostedRoute(table, max_body_bytes, guard)
+    main = relay or HostedRoute(table, max_body_bytes, guard, schemas)
     legacy = LegacySseRoute(route.path, table, max_body_bytes, guard)
     return RouteEndpoints(route.path, main, legacy, table)

@@ -27,7 +27,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import meta_version, read_messages, tool_name
+from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
 from mcpfence.transport.outbox import HostedOutbox, PostStream
 from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_message
@@ -57,10 +57,17 @@ class Incoming:
 class HostedRoute:
     """Downstream Streamable HTTP for one route whose upstream is reached through hubs."""
 
-    def __init__(self, table: SessionTable, max_body_bytes: int, guard: AccessGuard | None = None) -> None:
+    def __init__(
+        self,
+        table: SessionTable,
+        max_body_bytes: int,
+        guard: AccessGuard | None = None,
+        schemas: ParamSchemas | None = None,
+    ) -> None:
         self.table = table
         self.max_body_bytes = max_body_bytes
         self.guard = guard or OPEN
+        self.schemas = schemas
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
@@ -87,7 +94,7 @@ class HostedRoute:
         return session
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
-        messages, batch = await read_messages(request, self.max_body_bytes, "")
+        messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
         session_id = request.headers.get("mcp-session-id")
         limits = self.guard.admit(session_id or "", client_id, tool_name(messages))
         incoming = Incoming(request, messages, batch, client_id, limits)

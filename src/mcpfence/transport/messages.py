@@ -7,7 +7,10 @@ checks bodies the same way, so the rules live here once.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from mcp.shared.inbound import validate_mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
@@ -16,14 +19,20 @@ from mcpfence.transport.http import BodyTooLarge, Request, media_type
 # Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
 BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
 PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
+# Stateless revisions whose requests carry Mcp-* headers.
+MODERN_VERSIONS: Final = frozenset({"2026-07-28"})
 # Requests the pipeline decides: never accepted as notifications.
 CHECKED_REQUESTS: Final = frozenset({"tools/call"})
 # Method → the params key the `Mcp-Name` header mirrors (2026-07-28).
 NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
+# A tool's input schema when it mirrors arguments into ``Mcp-Param-*`` headers, else None.
+ParamSchemas = Callable[[str], Mapping[str, Any] | None]
+
+
 async def read_messages(
-    request: Request, max_body_bytes: int, protocol_version: str
+    request: Request, max_body_bytes: int, protocol_version: str, schemas: ParamSchemas | None = None
 ) -> tuple[list[Message], bool]:
     """A POST's JSON-RPC messages, checked like the relay checks them (raises JsonRpcError)."""
     if media_type(request.headers.get("content-type", "")) != "application/json":
@@ -35,7 +44,28 @@ async def read_messages(
         raise JsonRpcError(jsonrpc.INVALID_REQUEST, message, status=413) from None
     messages, batch = parse_body(body, request.headers.get("mcp-protocol-version", protocol_version))
     check_routing_headers(request, messages)
+    if schemas is not None:
+        check_param_headers(request, messages, schemas)
     return messages, batch
+
+
+def check_param_headers(request: Request, messages: list[Message], schemas: ParamSchemas) -> None:
+    """2026-07-28: ``Mcp-Param-*`` headers must agree with the arguments (HTTP 400, -32020).
+
+    Gateways may route on those headers, so mcpfence answers a mismatch as the MCP
+    server it stands in for must; tools it has not seen listed are left to the upstream.
+    """
+    if request.headers.get("mcp-protocol-version") not in MODERN_VERSIONS or len(messages) != 1:
+        return
+    params = messages[0].get("params")
+    if messages[0].get("method") != "tools/call" or not isinstance(params, dict):
+        return
+    name, args = params.get("name"), params.get("arguments", {})
+    schema = schemas(name) if isinstance(name, str) and isinstance(args, dict) else None
+    if schema is not None:
+        rejection = validate_mcp_param_headers(schema, args, request.headers)
+        if rejection is not None:
+            raise _mismatch(rejection.message, messages[0].get("id"))
 
 
 def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]:

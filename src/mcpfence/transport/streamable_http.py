@@ -36,7 +36,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import meta_version, read_messages, tool_name
+from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence")
@@ -70,12 +70,14 @@ class StreamableHttpRoute:
         pipeline: Pipeline,
         max_body_bytes: int,
         guard: AccessGuard | None = None,
+        schemas: ParamSchemas | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
         self.guard = guard or OPEN
+        self.schemas = schemas
         # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
         self.closed = asyncio.Event()
 
@@ -96,7 +98,7 @@ class StreamableHttpRoute:
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
         try:
-            messages, batch = await read_messages(request, self.max_body_bytes, "")
+            messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
             session_id = request.headers.get("mcp-session-id", "")
             limits = self.guard.admit(session_id, client_id, tool_name(messages))
         except JsonRpcError as error:
