@@ -85,3 +85,13 @@ def test_a_forwarded_call_and_its_result_are_remembered_in_the_session(addon: Po
     assert list(state.calls) == [
         {"tool": "set_status", "args": {"status": True}, "ok": True, "result": {"status": True}}
     ]
+
+
+def test_a_newer_listing_replaces_what_the_catalog_knew_of_a_tool() -> None:
+    catalog = ToolCatalog()
+    mirrored = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
+    catalog.learn("r", [{"name": "t", "inputSchema": mirrored, "annotations": {"readOnlyHint": True}}])
+    catalog.learn("r", [{"name": "t", "inputSchema": {"type": "object"}}])
+    assert catalog.param_schema("r", "t") is None
+    assert catalog.param_headers("r", "t") == {}
+    assert catalog.annotations("r", "t") == {}

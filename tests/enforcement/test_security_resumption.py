@@ -13,38 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
-from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
-from mcp_types import JSONRPCMessage
 
+from tests.enforcement.hostile import read_only_route
 from tests.protocol.clients import MCP_HEADERS, SESSION_ID
+from tests.protocol.upstream import MemoryEventStore
 from tests.servers import Proxy, run_proxy, serve_asgi
 
 VERSION = "2025-11-25"
-
-
-class MemoryEventStore(EventStore):
-    """Every event of every stream, in order, so any of them can be resumed after."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[StreamId, EventId, JSONRPCMessage | None]] = []
-
-    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        event_id = f"e{len(self.events)}"
-        self.events.append((stream_id, event_id, message))
-        return event_id
-
-    async def replay_events_after(
-        self, last_event_id: EventId, send_callback: EventCallback
-    ) -> StreamId | None:
-        found = next((stream for stream, event_id, _ in self.events if event_id == last_event_id), None)
-        if found is None:
-            return None
-        seen = False
-        for stream, event_id, message in self.events:
-            if seen and stream == found and message is not None:
-                await send_callback(EventMessage(message, event_id))
-            seen = seen or event_id == last_event_id
-        return found
 
 
 def crm() -> MCPServer:
@@ -65,12 +40,7 @@ def crm() -> MCPServer:
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     app = crm().streamable_http_app(event_store=MemoryEventStore())
     with serve_asgi(app) as base:
-        route = {
-            "name": "ro",
-            "path": "/ro/mcp",
-            "upstream": {"url": base + "/mcp"},
-            "expose": {"methods": ["read"]},
-        }
+        route = read_only_route("ro", base + "/mcp")
         with run_proxy({"routes": [route]}, Path(tmp_path_factory.mktemp("resume"))) as running:
             yield running
 

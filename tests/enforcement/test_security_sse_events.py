@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from mcpfence.transport.sse import Parser
-from tests.protocol.clients import MCP_HEADERS
+from tests.enforcement.hostile import LISTING, canned_upstream, list_tools, read_only_route
 from tests.servers import Proxy, run_proxy, serve_asgi
 
-LISTING = (
-    b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_contacts","inputSchema":{}},'
-    b'{"name":"delete_contact","inputSchema":{}}]}}'
-)
 STREAMS = {
     "/renamed/mcp": b"event: note\nevent: message\ndata: " + LISTING + b"\n\n",
     "/unnamed/mcp": b"event: note\nevent:\ndata: " + LISTING + b"\n\n",
@@ -29,37 +23,16 @@ STREAMS = {
 }
 
 
-async def sse_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answers every POST with the stream its path names."""
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
-    await send({"type": "http.response.body", "body": STREAMS[scope["path"]]})
-
-
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    with serve_asgi(sse_upstream) as base:
-        routes = [
-            {
-                "name": name,
-                "path": f"/{name}/mcp",
-                "upstream": {"url": f"{base}/{name}/mcp"},
-                "expose": {"methods": ["read"]},
-            }
-            for name in ("renamed", "unnamed", "bom")
-        ]
+    with serve_asgi(canned_upstream(b"text/event-stream", STREAMS)) as base:
+        routes = [read_only_route(name, f"{base}/{name}/mcp") for name in ("renamed", "unnamed", "bom")]
         with run_proxy({"routes": routes}, Path(tmp_path_factory.mktemp("sse-events"))) as running:
             yield running
 
 
 def _listed(proxy: Proxy, path: str) -> str:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    return httpx.post(proxy.url(path), json=body, headers=MCP_HEADERS, timeout=10).text
+    return list_tools(proxy, path).text
 
 
 def test_an_event_is_named_by_its_last_event_line(proxy: Proxy) -> None:

@@ -1,0 +1,45 @@
+"""Misbehaving upstreams for the fail-closed tests: canned answers behind a read-only route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from tests.protocol.clients import MCP_HEADERS
+from tests.servers import Proxy
+
+# A tool list holding one tool a read-only route shows and one it must hide.
+LISTING = (
+    b'{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_contacts","inputSchema":{}},'
+    b'{"name":"delete_contact","inputSchema":{}}]}}'
+)
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+Asgi = Callable[[dict[str, Any], Any, Any], Any]
+
+
+def canned_upstream(content_type: bytes, bodies: Mapping[str, bytes]) -> Asgi:
+    """An ASGI app answering every POST to a path in ``bodies`` with that body, as is."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        body = bodies[scope["path"]]
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def read_only_route(name: str, url: str) -> dict[str, Any]:
+    """A route that exposes only read tools: the filter a hostile answer tries to get around."""
+    return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": url}, "expose": {"methods": ["read"]}}
+
+
+def list_tools(proxy: Proxy, path: str) -> httpx.Response:
+    return httpx.post(proxy.url(path), json=TOOLS_LIST, headers=MCP_HEADERS, timeout=10)
