@@ -1,14 +1,15 @@
 """Run the official MCP conformance suite against our conformance server, direct and proxied.
 
-    python tests/conformance/run.py [--proxy] [--results DIR]
+    python tests/conformance/run.py [--proxy] [--results DIR] [--upstream URL]
 
 The suite (npm ``@modelcontextprotocol/conformance``, pinned with Node 22 in this folder's
 package.json; install with ``npm ci --prefix tests/conformance``) runs in server mode, once per
-protocol revision it freezes requirements for, against ``server.py`` directly and with
-``--proxy`` also through ``mcpfence serve`` (one route ``/conf/mcp``, no policies). A proxy with
-no policies must be invisible: the run fails when the proxied score is lower than the direct
-one and prints every check whose verdict differs. Without ``--proxy`` it fails when any scored
-direct check fails.
+protocol revision it knows, against ``server.py`` directly and with ``--proxy`` also through
+``mcpfence serve`` (one route ``/conf/mcp``, no policies). A proxy with no policies must be
+invisible: the run fails when the proxied score is lower than the direct one and prints every
+check whose verdict differs. Without ``--proxy`` it fails when any scored direct check fails.
+``--upstream`` runs against a server already listening there instead of ``server.py`` (for
+instance the suite's own TypeScript reference server, as an outside check).
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ from tests.servers import free_port, run_proxy, wait_for_port  # noqa: E402
 
 NODE_BIN = HERE / "node_modules" / ".bin"
 SUITE = HERE / "node_modules" / "@modelcontextprotocol" / "conformance"
-# Stateful (initialize handshake) and stateless wire eras; the suite runs each at its own wire.
-REVISIONS = ("2025-11-25", "2026-07-28")
+# Revisions the suite freezes requirements for (``--requirements``: it scores exactly those
+# scenarios) and older ones it only filters by (``--spec-version``: every check is scored).
+# Each runs at its own wire: initialize handshake through 2025-11-25, stateless 2026-07-28.
+REQUIRED_REVISIONS = ("2025-11-25", "2026-07-28")
+FILTERED_REVISIONS = ("2025-03-26", "2025-06-18")
+REVISIONS = (*FILTERED_REVISIONS, *REQUIRED_REVISIONS)
 SUITE_TIMEOUT_SECONDS = 300
 ROUTE_PATH = "/conf/mcp"
 # Result folders are named server-<scenario>-<ISO timestamp>.
@@ -98,13 +103,16 @@ class Score:
         )
 
 
-def scored_scenarios(revision: str) -> frozenset[str]:
-    """The server scenarios the suite requires for ``revision`` (its frozen requirements file)."""
+def scored_scenarios(revision: str) -> frozenset[str] | None:
+    """The server scenarios the suite requires for ``revision`` (its frozen requirements file);
+    None for a revision without one, where every scenario the suite ran counts."""
+    if revision not in REQUIRED_REVISIONS:
+        return None
     requirements = yaml.safe_load((SUITE / "requirements" / f"{revision}.yaml").read_text())
     return frozenset(requirements["server"])
 
 
-def read_checks(results: Path, revision: str, scored: frozenset[str]) -> list[Check]:
+def read_checks(results: Path, revision: str, scored: frozenset[str] | None) -> list[Check]:
     """Collect the verdicts from the suite's ``checks.json`` files under ``results``."""
     checks: list[Check] = []
     for folder in sorted(results.iterdir()):
@@ -126,7 +134,7 @@ def read_checks(results: Path, revision: str, scored: frozenset[str]) -> list[Ch
                     status=raw["status"],
                     message=raw.get("errorMessage") or "",
                     details=raw.get("details"),
-                    scored=scenario in scored,
+                    scored=scored is None or scenario in scored,
                 )
             )
     return checks
@@ -157,8 +165,9 @@ def run_suite(url: str, out: Path, label: str) -> Score:
     for revision in REVISIONS:
         results = out / label / revision
         results.mkdir(parents=True)
-        command = [str(NODE_BIN / "conformance"), "server", "--url", url]
-        command += ["--requirements", revision, "--output-dir", str(results)]
+        command = [str(NODE_BIN / "conformance"), "server", "--url", url, "--output-dir", str(results)]
+        mode = "--requirements" if revision in REQUIRED_REVISIONS else "--spec-version"
+        command += [mode, revision]
         with (out / f"{label}-{revision}.log").open("wb") as log:
             # Its exit status only says whether some scored check failed; the checks say which.
             subprocess.run(
@@ -174,8 +183,11 @@ def run_suite(url: str, out: Path, label: str) -> Score:
 
 
 @contextmanager
-def conformance_server() -> Iterator[str]:
-    """Run ``server.py`` on a free port; yields its MCP endpoint."""
+def conformance_server(url: str | None = None) -> Iterator[str]:
+    """Run ``server.py`` on a free port; yields its MCP endpoint (``url`` when one is given)."""
+    if url is not None:
+        yield url
+        return
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(HERE / "server.py"), "--port", str(port)],
@@ -237,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", action="store_true", help="also run through mcpfence serve")
     parser.add_argument("--results", type=Path, help="keep checks.json files and logs here")
+    parser.add_argument("--upstream", help="test the MCP server at this URL instead of server.py")
     args = parser.parse_args(argv)
     if not (NODE_BIN / "conformance").exists():
         print(f"conformance suite missing: run `npm ci --prefix {HERE}`", file=sys.stderr)
@@ -247,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out: Path = args.results or Path(scratch)
         out.mkdir(parents=True, exist_ok=True)
-        with conformance_server() as upstream:
+        with conformance_server(args.upstream) as upstream:
             direct = run_suite(upstream, out, "direct")
             report("direct", direct)
             if not args.proxy:

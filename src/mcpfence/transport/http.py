@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from mcpfence import jsonrpc
 
@@ -18,6 +18,8 @@ ASGIMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[ASGIMessage]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
+
+OWS: Final = b" \t"  # HTTP's optional whitespace: spaces and horizontal tabs
 
 JSON_HEADERS: RawHeaders = [(b"content-type", b"application/json")]
 SSE_HEADERS: RawHeaders = [
@@ -42,8 +44,10 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
+        # A field value excludes the optional whitespace around it (RFC 9110 §5.5), so what
+        # mcpfence compares and forwards is the value, never the padding a server may keep.
         self.headers: dict[str, str] = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            name.decode("latin-1"): value.strip(OWS).decode("latin-1") for name, value in scope["headers"]
         }
 
     def header_count(self, name: str) -> int:

@@ -16,6 +16,8 @@ from mcpfence import jsonrpc
 from mcpfence.transport.http import Send
 
 BOM: Final = "\ufeff".encode()
+# The largest single event mcpfence holds to check it (a list page of several megabytes fits).
+MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass
@@ -72,7 +74,7 @@ class Parser:
     several megabytes) arriving in many chunks costs linear time, not quadratic.
     """
 
-    def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._buffer = bytearray()
         self._max = max_event_bytes
         self._held_cr = False  # the last chunk ended in CR: maybe half of a CRLF

@@ -1,10 +1,11 @@
 """Streamable HTTP (MCP 2025-03-26 and later, and stateless 2026-07-28), proxied.
 
 POST bodies are parsed, each request passes the pipeline, and what is left is
-re-serialized and forwarded. The answer comes back as one JSON body or as an
-SSE stream; either way each message passes the pipeline again, and a stream is
-relayed event by event as it arrives. GET (the server's stream) and DELETE (end
-of session) are relayed with the same header rules.
+re-serialized and forwarded. The answer comes back as one JSON body, as an SSE
+stream, or (stateless requests) as JSON lines; either way each message passes the
+pipeline again, and a stream is relayed event by event, or line by line, as it
+arrives. GET (the server's stream) and DELETE (end of session) are relayed with
+the same header rules.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -23,7 +24,7 @@ from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
-from mcpfence.transport import sse
+from mcpfence.transport import json_lines, sse
 from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
 from mcpfence.transport.http import (
     JSON_HEADERS,
@@ -36,10 +37,19 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
-from mcpfence.transport.upstream import Upstream, UpstreamError
+from mcpfence.transport.messages import (
+    MODERN_VERSIONS,
+    ParamSchemas,
+    meta_version,
+    read_messages,
+    tool_name,
+)
+from mcpfence.transport.upstream import MAX_ANSWER_BYTES, Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence")
+
+# Requests whose answer is a stream that stays open until a side closes it, like a GET stream.
+LONG_LIVED: Final = frozenset({"subscriptions/listen"})
 
 
 @dataclass
@@ -110,7 +120,9 @@ class StreamableHttpRoute:
             await self._reply_locally(send, exchange, batch)
             return
         payload = exchange.forward if batch else exchange.forward[0]
-        deadline = asyncio.get_running_loop().time() + self.upstream.timeout_seconds
+        deadline = None
+        if batch or exchange.forward[0].get("method") not in LONG_LIVED:
+            deadline = asyncio.get_running_loop().time() + self.upstream.timeout_seconds
         try:
             await self._forward(request, send, exchange, jsonrpc.dumps(payload), batch, deadline)
         except UpstreamError as error:
@@ -156,7 +168,7 @@ class StreamableHttpRoute:
         exchange: Exchange,
         body: bytes,
         batch: bool,
-        deadline: float,
+        deadline: float | None,
     ) -> None:
         # The context's headers: the client's, as addons left them (Mcp-Param-* follow mutations).
         headers = upstream_request_headers(exchange.context.headers, self.upstream.headers)
@@ -166,10 +178,14 @@ class StreamableHttpRoute:
         try:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
-                await self._relay_post_stream(request, send, exchange, response)
+                pump = self._pump(send, exchange, response)
+                await self._relay_stream(request, send, exchange, response, pump, sse.send_message)
             elif kind == "application/json" and response.status < 400 and exchange.pending:
-                raw = await self.upstream.read(response)
-                await self._relay_json(send, exchange, response, raw, batch)
+                if batch or exchange.context.protocol_version not in MODERN_VERSIONS:
+                    parsed = self._parse_body(await self.upstream.read(response))
+                    await self._relay_json(send, exchange, response, parsed, batch)
+                else:
+                    await self._relay_json_lines(request, send, exchange, response)
             elif exchange.local and response.status == 202:
                 await self._reply_locally(send, exchange, batch)
             elif exchange.pending and response.status < 300 and response.status != 202:
@@ -182,18 +198,20 @@ class StreamableHttpRoute:
         finally:
             response.release()
 
+    def _parse_body(self, raw: bytes) -> Any:
+        try:
+            return jsonrpc.loads(raw)
+        except JsonRpcError:
+            raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
+
     async def _relay_json(
         self,
         send: Send,
         exchange: Exchange,
         response: aiohttp.ClientResponse,
-        raw: bytes,
+        parsed: Any,
         batch: bool,
     ) -> None:
-        try:
-            parsed = jsonrpc.loads(raw)
-        except JsonRpcError:
-            raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
         answers = [self._answer(exchange, message) for message in _as_list(parsed)]
         answers.extend(exchange.local_answers())
         answers.extend(self._unanswered(exchange))
@@ -234,31 +252,33 @@ class StreamableHttpRoute:
 
     # -- streams ------------------------------------------------------------
 
-    async def _relay_post_stream(
+    async def _relay_stream(
         self,
         request: Request,
         send: Send,
         exchange: Exchange,
         response: aiohttp.ClientResponse,
+        pump: Awaitable[None],
+        write: Callable[[Send, Message], Awaitable[None]],
     ) -> None:
-        """Relay the SSE answer to a POST, checking each message as it arrives.
+        """Relay a streamed answer to a POST (SSE or JSON lines), checked as ``pump`` reads it.
 
         Once the stream has started, failures can no longer change the status: each
-        request still unanswered gets its -32603 error as a last event instead.
+        request still unanswered gets its -32603 error as a last message instead.
         """
         headers = self._headers(response, exchange)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         for answer in exchange.local_answers():
-            await sse.send_message(send, answer)
+            await write(send, answer)
         reason = ""
         try:
-            await until_disconnect(request, self._pump(send, exchange, response), self.closed)
+            await until_disconnect(request, pump, self.closed)
         except TimeoutError:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
             reason = f"upstream {self.upstream.url} stream failed: {exc}"
         for answer in self._unanswered(exchange, reason):
-            await sse.send_message(send, answer)
+            await write(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
@@ -269,16 +289,75 @@ class StreamableHttpRoute:
         data = event.data
         if not data or event.name != "message":
             return event
+        # The event keeps its id for resumability, even when its data is dropped.
+        checked = self._check_data(exchange, data, "event")
+        return event.with_data(checked.decode() if checked is not None else "")
+
+    def _check_data(self, exchange: Exchange, data: str | bytes, unit: str) -> bytes | None:
+        """One streamed message (or batch) through the pipeline, serialized; None if unparsable.
+
+        Unchecked is never forwarded (a lenient client could read what we cannot): an
+        answer the dropped data carried becomes -32603 when the stream ends.
+        """
         try:
             message = jsonrpc.loads(data)
         except JsonRpcError as error:
-            # Unchecked is never forwarded (a lenient client could read what we cannot).
-            # The event keeps its id for resumability; an answer it carried becomes -32603.
-            log.warning("route %s: dropped an upstream event: %s", self.name, error.message)
-            return event.with_data("")
+            log.warning("route %s: dropped an upstream %s: %s", self.name, unit, error.message)
+            return None
         answers = [self._answer(exchange, m) for m in _as_list(message)]
-        checked = answers if isinstance(message, list) else answers[0]
-        return event.with_data(jsonrpc.dumps(checked).decode())
+        return jsonrpc.dumps(answers if isinstance(message, list) else answers[0])
+
+    async def _relay_json_lines(
+        self,
+        request: Request,
+        send: Send,
+        exchange: Exchange,
+        response: aiohttp.ClientResponse,
+    ) -> None:
+        """A stateless request's JSON answer: one document, or a stream of JSON lines.
+
+        A first line that is not a whole JSON value means one (pretty-printed) document;
+        a first line that answers the request, followed by nothing, is a plain answer.
+        Anything else (a notification first, or more lines after the answer) is a stream,
+        relayed line by line as it arrives.
+        """
+        reader = json_lines.LineReader(response.content.iter_any())
+        with self._reading():
+            first = await reader.line() or b""
+            message = json_lines.whole_value(first)
+            if not isinstance(message, dict):  # a document spread over lines (or not JSON)
+                rest = await reader.rest(MAX_ANSWER_BYTES - len(first))
+                parsed = self._parse_body(first + b"\n" + rest)
+                await self._relay_json(send, exchange, response, parsed, batch=False)
+                return
+            head = [first]
+            if jsonrpc.usable_id(message.get("id")) in exchange.pending and jsonrpc.is_response(message):
+                following = await _next_content(reader)
+                if following is None:
+                    await self._relay_json(send, exchange, response, message, batch=False)
+                    return
+                head.append(following)
+        pump = self._pump_lines(send, exchange, _chain(head, reader))
+        await self._relay_stream(request, send, exchange, response, pump, json_lines.send_line)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Failures while reading an answer not yet started: -32603 (504 on the deadline)."""
+        try:
+            yield
+        except TimeoutError:
+            raise self.upstream.timeout_error() from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UpstreamError(f"upstream {self.upstream.url} failed: {exc}") from None
+
+    async def _pump_lines(self, send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
+        async for line in lines:
+            if not line.strip():  # a keep-alive: nothing to check, and it keeps the line open
+                await send({"type": "http.response.body", "body": b"\n", "more_body": True})
+                continue
+            checked = self._check_data(exchange, line, "line")
+            if checked is not None:
+                await send({"type": "http.response.body", "body": checked + b"\n", "more_body": True})
 
     async def relay(self, request: Request, send: Send, context: Context) -> None:
         """Relay a GET or DELETE; a GET's server stream passes the pipeline per message."""
@@ -313,3 +392,19 @@ class StreamableHttpRoute:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+async def _next_content(reader: json_lines.LineReader) -> bytes | None:
+    """The next line that is not blank, or None at the end of the stream."""
+    while (line := await reader.line()) is not None:
+        if line.strip():
+            return line
+    return None
+
+
+async def _chain(head: list[bytes], reader: json_lines.LineReader) -> AsyncIterator[bytes]:
+    """The lines already read, then the rest as they arrive."""
+    for line in head:
+        yield line
+    while (more := await reader.line()) is not None:
+        yield more
