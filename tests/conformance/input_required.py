@@ -32,6 +32,7 @@ from mcp.types import (
 from tests.conformance.content import text
 
 Answer = InputRequiredResult | list[TextContent]
+STREAM_PROGRESS_TOKEN = "stream-progress"
 
 
 def ask(requests: dict[str, InputRequest], state: dict[str, Any] | None = None) -> InputRequiredResult:
@@ -175,6 +176,17 @@ def add_stateless_tools(mcp: MCPServer) -> None:
                 data={"requiredCapabilities": {"sampling": {}}},
             )
         return text("Success")
+
+    @mcp.tool(description="Streams progress, then asks for input inside its result (never a request)")
+    async def test_streaming_elicitation(ctx: Context) -> Answer:
+        # The reference server streams this progress whether or not the client sent a token.
+        meta = ctx.request_context.meta
+        token = (meta.get("progress_token") if meta else None) or STREAM_PROGRESS_TOKEN
+        await ctx.session.send_progress_notification(token, 50, 100, related_request_id=ctx.request_id)
+        value = form_value(ctx, "stream_input", "value")
+        if value is None:
+            return ask({"stream_input": ask_form("Streaming input", "value")})
+        return text(f"Streaming complete: {value}")
 
     @mcp.tool(description="Changes the tool list: listeners get notifications/tools/list_changed")
     async def test_trigger_tool_change(ctx: Context) -> list[TextContent]:

@@ -4,7 +4,9 @@ The suite (`conformance list --server`) calls fixed tools, resources and prompts
 what comes back; its reference server is TypeScript and unpublished, so this is ours. Run it
 as ``python tests/conformance/server.py --port P``: Streamable HTTP at ``/mcp``, serving both
 the stateful revisions (initialize handshake, through 2025-11-25) and stateless 2026-07-28,
-with an event store so SSE streams can be resumed (SEP-1699).
+with an event store so SSE streams can be resumed (SEP-1699). Where the reference server
+answers in shapes the SDK does not (JSON lines, trimmed header values), this one does too
+(reference_shapes.py), so a proxy in front of it meets them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from mcp.types import (
     TextContent,
     UnsubscribeRequestParams,
 )
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 # Run as a script, this folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -58,8 +60,11 @@ from tests.conformance.input_required import (
     add_input_required_tools,
     add_stateless_tools,
 )
+from tests.conformance.reference_shapes import ReferenceShapes
 
 STEP_DELAY_SECONDS = 0.05
+# Tools whose 2026-07-28 calls answer as JSON lines, as the reference server's streaming ones do.
+LINE_STREAMED_TOOLS = ("test_streaming_elicitation",)
 
 
 class MemoryEventStore(EventStore):
@@ -354,13 +359,14 @@ def add_utilities(mcp: MCPServer) -> None:
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, acknowledge)
 
 
-def build_app(host: str = "127.0.0.1") -> Starlette:
+def build_app(host: str = "127.0.0.1") -> ASGIApp:
     """The Streamable HTTP app at ``/mcp``, resumable through an in-memory event store."""
-    return build_server().streamable_http_app(
+    app = build_server().streamable_http_app(
         host=host,
         event_store=MemoryEventStore(),
         retry_interval=100,  # milliseconds: resumed streams are back within the suite's wait
     )
+    return ReferenceShapes(app, LINE_STREAMED_TOOLS)
 
 
 def main() -> None:

@@ -82,3 +82,11 @@ def test_differences_report_a_check_only_one_side_ran() -> None:
     lines = differences(direct, Score(()))
 
     assert lines[-1] == "    proxied: not reported"
+
+
+def test_read_checks_scores_every_scenario_of_a_revision_without_requirements(tmp_path: Path) -> None:
+    results = write_results(tmp_path, "tools-list", [{"id": "t", "status": "SUCCESS"}])
+
+    (only,) = read_checks(results, "2025-06-18", None)
+
+    assert only.scored

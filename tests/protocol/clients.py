@@ -89,14 +89,18 @@ def initialize_request(id: int = 1) -> dict[str, Any]:
     )
 
 
-def modern_call(tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """A 2026-07-28 (stateless protocol) tools/call, its envelope in ``params._meta``."""
+def modern_request(method: str, params: Mapping[str, Any] | None = None, id: int = 1) -> dict[str, Any]:
+    """A 2026-07-28 (stateless protocol) request, its envelope in ``params._meta``."""
     meta = {
         "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
         "io.modelcontextprotocol/clientCapabilities": {},
     }
-    params = {"name": tool, "arguments": dict(arguments), "_meta": meta}
-    return request("tools/call", params)
+    return request(method, {**(params or {}), "_meta": meta}, id)
+
+
+def modern_call(tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 (stateless protocol) tools/call."""
+    return modern_request("tools/call", {"name": tool, "arguments": dict(arguments)})
 
 
 def modern_headers(method: str, name: str) -> dict[str, str]:

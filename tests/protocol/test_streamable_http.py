@@ -38,7 +38,7 @@ from tests.servers import Proxy
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"echo", "slow_progress", "fail", "ask", "whoami"}
+TOOLS = {"echo", "slow_progress", "fail", "ask", "confirm", "change_tools", "whoami"}
 # Non-ASCII, nesting, floats and nulls: anything a re-serializing proxy could mangle.
 ECHO_ARGS = {"message": "héllo ☃ \u2028", "extra": {"n": [1, 2.5, None], "deep": {"ok": True}}}
 

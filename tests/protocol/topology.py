@@ -14,6 +14,7 @@ VARIANTS: Mapping[str, Mapping[str, bool]] = {
     "json": {"json_response": True},
     "stateless": {"stateless": True},
     "stateless-json": {"json_response": True, "stateless": True},
+    "stateless-lines": {"stateless": True, "lines": True},
     "resumable": {"resumable": True},
 }
 UPSTREAM_KEY_VAR = "PROTOCOL_UPSTREAM_KEY"

@@ -16,10 +16,12 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from mcp_types import JSONRPCMessage
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tests.conformance.reference_shapes import ReferenceShapes
 from tests.servers import serve_asgi
 
 # What resumable upstreams tell clients to wait before reconnecting (the SSE ``retry:`` field).
@@ -27,6 +29,8 @@ RETRY_MILLISECONDS = 1500
 # How long ``slow_progress`` waits for the client to confirm it saw the first
 # progress notification; only reached when a proxy buffers the stream.
 CLIENT_CONFIRMATION_TIMEOUT = 5.0
+# Tools whose stateless calls a ``lines`` upstream answers as JSON lines.
+LINE_STREAMED_TOOLS = ("slow_progress", "confirm")
 
 
 @dataclass
@@ -162,6 +166,24 @@ def build_server(upstream: Upstream) -> MCPServer:
         return f"hello {answer.data.name}" if answer.action == "accept" else answer.action
 
     @server.tool()
+    async def confirm(ctx: Context) -> InputRequiredResult | str:
+        """Stateless elicitation: report progress, then ask for a name inside the result."""
+        await ctx.report_progress(1, 2)
+        answer = (ctx.input_responses or {}).get("who")
+        if isinstance(answer, ElicitResult) and answer.action == "accept" and answer.content:
+            return f"confirmed by {answer.content.get('name')}"
+        schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+        params = ElicitRequestFormParams(message="Who confirms?", requested_schema=schema)
+        question = ElicitRequest(params=params)
+        return InputRequiredResult(input_requests={"who": question})
+
+    @server.tool()
+    async def change_tools(ctx: Context) -> str:
+        """Tell ``subscriptions/listen`` streams that the tool list changed."""
+        await ctx.notify_tools_changed()
+        return "changed"
+
+    @server.tool()
     def whoami(ctx: Context) -> str:
         """Record the headers this call arrived with; reveal nothing."""
         upstream.tool_headers.append(dict(ctx.headers or {}))
@@ -171,15 +193,17 @@ def build_server(upstream: Upstream) -> MCPServer:
 
 
 def build_app(
-    upstream: Upstream, *, json_response: bool, stateless: bool, resumable: bool
+    upstream: Upstream, *, json_response: bool, stateless: bool, resumable: bool, lines: bool
 ) -> ASGIApp:
     server = build_server(upstream)
-    app = server.streamable_http_app(
+    app: ASGIApp = server.streamable_http_app(
         json_response=json_response,
         stateless_http=stateless,
         event_store=MemoryEventStore() if resumable else None,
         retry_interval=RETRY_MILLISECONDS if resumable else None,
     )
+    if lines:
+        app = ReferenceShapes(app, LINE_STREAMED_TOOLS)
     return RecordingMiddleware(app, upstream.requests)
 
 
@@ -189,15 +213,20 @@ def run_upstream(
     json_response: bool = False,
     stateless: bool = False,
     resumable: bool = False,
+    lines: bool = False,
     port: int | None = None,
 ) -> Iterator[Upstream]:
     """Serve a fresh upstream on 127.0.0.1 (on ``port`` if given) for the block's duration.
 
     ``resumable`` keeps SSE events for ``Last-Event-ID`` and opens each stream
-    with a priming event (an id, ``retry:``, empty data).
+    with a priming event (an id, ``retry:``, empty data). ``lines`` answers as the
+    conformance suite's reference server does: stateless ``subscriptions/listen`` and
+    streaming calls as JSON lines, header values trimmed.
     """
     upstream = Upstream()
-    app = build_app(upstream, json_response=json_response, stateless=stateless, resumable=resumable)
+    app = build_app(
+        upstream, json_response=json_response, stateless=stateless, resumable=resumable, lines=lines
+    )
     with serve_asgi(app, port=port) as base_url:
         upstream.base_url = base_url
         yield upstream

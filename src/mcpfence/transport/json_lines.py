@@ -37,13 +37,13 @@ class LineReader:
         """The next line, or None at the end of the stream."""
         while True:
             end = self._buffer.find(b"\n", self._start + self._scanned)
+            self._scanned = (len(self._buffer) if end < 0 else end) - self._start
+            if self._scanned > self._max:
+                raise ValueError(f"JSON line longer than {self._max} bytes")
             if end >= 0:
                 line = bytes(self._buffer[self._start : end])
                 self._start, self._scanned = end + 1, 0
                 return line
-            self._scanned = len(self._buffer) - self._start
-            if self._scanned > self._max:
-                raise ValueError(f"JSON line longer than {self._max} bytes")
             if self._ended:
                 return self._take(len(self._buffer)) or None
             await self._fill()
