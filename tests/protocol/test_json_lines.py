@@ -173,3 +173,20 @@ async def test_a_plain_stateless_answer_stays_one_json_document(
     assert response.headers["content-type"].startswith("application/json")
     assert "content-length" in response.headers  # a whole document, not a stream
     assert response_message(response)["result"]["structuredContent"]["message"] == "hi"
+
+
+async def test_a_stateless_answer_slower_than_timeout_seconds_is_an_internal_error(
+    proxy: Proxy, upstreams: dict[str, Upstream], http: httpx.AsyncClient
+) -> None:
+    call = modern_call("slow_progress", {"steps": 1, "delay": 0})
+    try:
+        with anyio.fail_after(10):
+            response = await http.post(
+                proxy.url(route_path("impatient")),
+                json=call,
+                headers=modern_headers("tools/call", "slow_progress"),
+            )
+    finally:
+        upstreams["stateless-json"].client_saw_progress.set()  # let the tool finish
+    assert response.status_code == 504
+    assert response_message(response)["error"]["code"] == -32603

@@ -323,22 +323,27 @@ class StreamableHttpRoute:
         """
         reader = json_lines.LineReader(response.content.iter_any())
         with self._reading():
-            first = await reader.line() or b""
-            message = json_lines.whole_value(first)
-            if not isinstance(message, dict):  # a document spread over lines (or not JSON)
-                rest = await reader.rest(MAX_ANSWER_BYTES - len(first))
-                parsed = self._parse_body(first + b"\n" + rest)
-                await self._relay_json(send, exchange, response, parsed, batch=False)
-                return
-            head = [first]
-            if jsonrpc.usable_id(message.get("id")) in exchange.pending and jsonrpc.is_response(message):
-                following = await _next_content(reader)
-                if following is None:
-                    await self._relay_json(send, exchange, response, message, batch=False)
-                    return
-                head.append(following)
+            document, head = await self._json_head(exchange, reader)
+        if head is None:
+            await self._relay_json(send, exchange, response, document, batch=False)
+            return
         pump = self._pump_lines(send, exchange, _chain(head, reader))
         await self._relay_stream(request, send, exchange, response, pump, json_lines.send_line)
+
+    async def _json_head(
+        self, exchange: Exchange, reader: json_lines.LineReader
+    ) -> tuple[Any, list[bytes] | None]:
+        """Read enough to tell: ``(document, None)`` for one answer, ``(None, lines)`` for a
+        stream whose first ``lines`` have been read already."""
+        first = await reader.line() or b""
+        message = json_lines.whole_value(first)
+        if not isinstance(message, dict):  # a document spread over lines (or not JSON)
+            rest = await reader.rest(MAX_ANSWER_BYTES - len(first))
+            return self._parse_body(first + b"\n" + rest), None
+        if jsonrpc.usable_id(message.get("id")) not in exchange.pending or not jsonrpc.is_response(message):
+            return None, [first]
+        following = await _next_content(reader)
+        return (message, None) if following is None else (None, [first, following])
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
