@@ -33,10 +33,11 @@ async def _ignore(_: object) -> None:
 class StreamableHttpLink:
     """One upstream session, driven message by message."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, protocol_version: str | None = None) -> None:
         self.upstream = upstream
         self.session_id: str | None = None
-        self.protocol_version: str | None = None
+        # Known up front only for a stateless (2026-07-28) link, which has no handshake.
+        self.protocol_version = protocol_version
         self._on_message: OnMessage = _ignore
         self._on_closed: OnClosed = _ignore
         self._tasks: set[asyncio.Task[None]] = set()
