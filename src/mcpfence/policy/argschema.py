@@ -212,8 +212,11 @@ def _alternatives(error: Any, where: str, value: Any) -> Problem:
     else:
         if types:
             return _typed(where, expected(types), value)
-    # Mixed shapes: show the branch that came closest (fewest errors).
-    closest: list[Any] = min(branches, key=len, default=[])
+    # Mixed shapes: show the branch that came closest (its shape fits, fewest errors inside).
+    def distance(branch: list[Any]) -> tuple[int, int]:
+        return sum(e.instance_path == error.instance_path for e in branch), len(branch)
+
+    closest: list[Any] = min(branches, key=distance, default=[])
     if closest:
         inner = _explain(closest[0], {})
         return Problem(
