@@ -36,7 +36,8 @@ def test_a_type_mismatch_names_the_pointer_and_both_types(schema: Any, args: Any
 
 def test_a_nullable_written_as_any_of_reads_as_one_union() -> None:
     schema = obj(status={"anyOf": [{"type": "boolean"}, {"type": "null"}]})
-    assert messages(schema, {"status": "null"}) == ['/status must be a boolean or null, got the string "null"']
+    expected = '/status must be a boolean or null, got the string "null"'
+    assert messages(schema, {"status": "null"}) == [expected]
 
 
 def test_a_missing_required_property_is_named_by_its_pointer() -> None:
@@ -46,7 +47,8 @@ def test_a_missing_required_property_is_named_by_its_pointer() -> None:
 
 def test_an_unaccepted_property_lists_what_is_accepted() -> None:
     schema = {**obj(id={}, tag={}), "additionalProperties": False}
-    assert messages(schema, {"id": 1, "tags": []}) == ["/tags is not accepted by this tool; accepted here: id, tag"]
+    expected = "/tags is not accepted by this tool; accepted here: id, tag"
+    assert messages(schema, {"id": 1, "tags": []}) == [expected]
 
 
 def test_an_enum_mismatch_lists_the_allowed_values() -> None:

@@ -166,7 +166,8 @@ async def test_schemas_are_learned_from_the_relayed_list(fresh_proxy: Proxy, crm
     before = crm.tool_lists
     async with connect(fresh_proxy.url("/crm/mcp")) as conn:
         await conn.session.list_tools()
-        result = await conn.session.call_tool("update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
+        arguments = {"id": "100001", "GlobalEmailStatus": "false"}
+        result = await conn.session.call_tool("update_contact", arguments)
     assert result.is_error
     assert crm.tool_lists == before + 1  # the client's own list: mcpfence did not list again
 
@@ -214,7 +215,8 @@ async def test_a_changed_list_is_relearned_after_list_changed(fresh_proxy: Proxy
 
 async def test_a_stdio_upstream_is_listed_over_a_child_of_its_own(tmp_path: Path) -> None:
     """Hosted routes list over a link of their own, then check calls as relayed ones do."""
-    config = {"routes": [{"name": "crm", "path": "/crm/mcp", "upstream": {"command": [sys.executable, SCRIPT]}}]}
+    upstream_config = {"command": [sys.executable, SCRIPT]}
+    config = {"routes": [{"name": "crm", "path": "/crm/mcp", "upstream": upstream_config}]}
     with run_proxy(config, tmp_path) as stdio_proxy:
         text = await raw_call(stdio_proxy, "update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
     assert text == SCHEMA_POLICY + '/GlobalEmailStatus must be a boolean, got the string "false"'

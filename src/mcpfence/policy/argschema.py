@@ -278,6 +278,14 @@ def _keyword(error: Any) -> str:
     return str(path[-1]) if path else "schema"
 
 
+def schema_check(schema: Mapping[str, Any] | None, mode: SchemaMode) -> dict[str, Any]:
+    """``ToolCall`` fields for an offline decision (tests, explain): checked only when a
+    schema is supplied, since offline there is no upstream to list it."""
+    if schema is None or mode == "off":
+        return {}
+    return {"input_schema": compile_input_schema(schema), "schema_mode": mode}
+
+
 def iter_problems(schema: InputSchema | None, args: Any) -> Iterator[Problem]:
     """Problems of ``args`` against ``schema``; one when the schema is unknown."""
     if schema is None:
