@@ -198,8 +198,11 @@ class PolicySet:
         """All mutations first, then the argument schema, then validations and opaque
         checks, so every check judges what is forwarded."""
         candidates = self.candidates(call.route, call.tool)
-        if not candidates and call.schema_mode == "off":
-            return Decision("allow", call.args)
+        if not candidates:  # the common case, kept cheap: at most the schema check
+            checked: list[Violation] = []
+            if call.schema_mode != "off":
+                _check_schema(call, call.args, checked)
+            return Decision(_verdict(checked, [], None, None), call.args, tuple(checked))
         size = len(canonical(call.args))
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
