@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -286,13 +286,12 @@ def schema_check(schema: Mapping[str, Any] | None, mode: SchemaMode) -> dict[str
     return {"input_schema": compile_input_schema(schema), "schema_mode": mode}
 
 
-def iter_problems(schema: InputSchema | None, args: Any) -> Iterator[Problem]:
+def problems_of(schema: InputSchema | None, args: Any) -> list[Problem]:
     """Problems of ``args`` against ``schema``; one when the schema is unknown."""
     if schema is None:
         text = (
             "mcpfence does not know this tool's inputSchema (the upstream did not list it), "
             "so its arguments cannot be checked; call tools/list, then retry"
         )
-        yield Problem(text, text)
-        return
-    yield from schema.problems(args)
+        return [Problem(text, text)]
+    return schema.problems(args)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from mcpfence.jsonrpc import canonical
-from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, iter_problems
+from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
@@ -200,9 +200,9 @@ class PolicySet:
         candidates = self.candidates(call.route, call.tool)
         if not candidates:  # the common case, kept cheap: at most the schema check
             checked: list[Violation] = []
-            if call.schema_mode != "off":
-                _check_schema(call, call.args, checked)
-            return Decision(_verdict(checked, [], None, None), call.args, tuple(checked))
+            if call.schema_mode == "off" or not _check_schema(call, call.args, checked):
+                return Decision("audit" if checked else "allow", call.args, tuple(checked))
+            return Decision("deny", call.args, tuple(checked))
         size = len(canonical(call.args))
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
@@ -241,11 +241,12 @@ class PolicySet:
 
 def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violation]) -> bool:
     """The built-in ``mcpfence-input-schema`` check; whether it denies the call."""
+    problems = problems_of(call.input_schema, args)
+    if not problems:
+        return False
     action: Action = "audit" if call.schema_mode == "audit" else "enforce"
-    before = len(violations)
-    for problem in iter_problems(call.input_schema, args):
-        violations.append(Violation(INPUT_SCHEMA_POLICY, problem.message, action, problem.logged))
-    return action == "enforce" and len(violations) > before
+    violations.extend(Violation(INPUT_SCHEMA_POLICY, p.message, action, p.logged) for p in problems)
+    return action == "enforce"
 
 
 def _as_bool(value: Any) -> bool:
