@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.policy.helpers import DATA
@@ -11,60 +12,28 @@ from tests.policy.test_cli import mcpfence
 SCHEMA = json.dumps({"type": "object", "properties": {"To": {"type": "string"}}, "required": ["To"]})
 
 
-def test_explain_checks_the_arguments_against_a_given_schema() -> None:
-    run = mcpfence(
-        "explain",
-        "--config",
-        "config.yaml",
-        "--route",
-        "mail",
-        "--tool",
-        "archive",
-        "--args",
-        '{"To": 5}',
-        "--input-schema",
-        SCHEMA,
-        "--json",
+def explain(args: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``mcpfence explain`` of tool ``archive`` on the test config's ``mail`` route."""
+    return mcpfence(
+        "explain", "--config", "config.yaml", "--route", "mail", "--tool", "archive", "--args", args, *extra
     )
+
+
+def test_explain_checks_the_arguments_against_a_given_schema() -> None:
+    run = explain('{"To": 5}', "--input-schema", SCHEMA, "--json")
+    message = "/To must be a string, got the integer 5"
     assert json.loads(run.stdout)["violations"] == [
-        {
-            "policy": "mcpfence-input-schema",
-            "message": "/To must be a string, got the integer 5",
-            "action": "enforce",
-        }
+        {"policy": "mcpfence-input-schema", "message": message, "action": "enforce"}
     ]
 
 
 def test_explain_without_a_schema_leaves_the_check_out() -> None:
-    run = mcpfence(
-        "explain",
-        "--config",
-        "config.yaml",
-        "--route",
-        "mail",
-        "--tool",
-        "archive",
-        "--args",
-        '{"To": 5}',
-        "--json",
-    )
+    run = explain('{"To": 5}', "--json")
     assert json.loads(run.stdout)["decision"] == "allow"
 
 
 def test_explain_refuses_a_schema_that_is_not_a_json_object() -> None:
-    run = mcpfence(
-        "explain",
-        "--config",
-        "config.yaml",
-        "--route",
-        "mail",
-        "--tool",
-        "archive",
-        "--args",
-        "{}",
-        "--input-schema",
-        "[]",
-    )
+    run = explain("{}", "--input-schema", "[]")
     assert run.returncode == 2
     assert "--input-schema must be a JSON object" in run.stdout
 
