@@ -112,9 +112,16 @@ class Pipeline:
         self._preparing = [a for a in self.addons if type(a).prepare is not BaseAddon.prepare]
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
-        """Before a POST's requests pass :meth:`request`: let addons fetch what they need."""
+        """Before a POST's requests pass :meth:`request`: let addons fetch what they need.
+
+        A failure here is logged and forwards nothing: the request hooks then decide
+        with what is known, and refuse what they cannot check.
+        """
         for addon in self._preparing:
-            await addon.prepare(context, messages)
+            try:
+                await addon.prepare(context, messages)
+            except Exception:
+                log.exception("route %s: preparing to check a request failed", context.route)
 
     def request(self, flow: Flow) -> None:
         """Run the request hooks; an addon that fails refuses the request (fail closed)."""

@@ -29,7 +29,7 @@ from tests.protocol.clients import (
 )
 from tests.schema import upstream
 from tests.schema.upstream import Crm
-from tests.servers import Proxy, run_proxy
+from tests.servers import Proxy, free_port, run_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +50,14 @@ async def raw_call(proxy: Proxy, tool: str, arguments: dict[str, Any]) -> str:
         session_id = await open_raw_session(http, url)
         params = {"name": tool, "arguments": arguments}
         answer = await http.post(url, json=request("tools/call", params), headers=session_headers(session_id))
+    return str(response_message(answer)["result"]["content"][0]["text"])
+
+
+async def stateless_call(proxy: Proxy, tool: str, arguments: dict[str, Any]) -> str:
+    """A 2026-07-28 tools/call (no session, no handshake); the text of the answer."""
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        headers = modern_headers("tools/call", tool)
+        answer = await http.post(proxy.url("/crm/mcp"), json=modern_call(tool, arguments), headers=headers)
     return str(response_message(answer)["result"]["content"][0]["text"])
 
 
@@ -184,14 +192,17 @@ async def test_without_a_relayed_list_mcpfence_lists_once(fresh_proxy: Proxy, cr
 
 async def test_a_stateless_call_is_checked_after_a_stateless_listing(fresh_proxy: Proxy, crm: Crm) -> None:
     before = crm.tool_lists
-    body = modern_call("update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
-    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
-        headers = modern_headers("tools/call", "update_contact")
-        answer = await http.post(fresh_proxy.url("/crm/mcp"), json=body, headers=headers)
-    text = response_message(answer)["result"]["content"][0]["text"]
+    text = await stateless_call(fresh_proxy, "update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
     assert text == SCHEMA_POLICY + '/GlobalEmailStatus must be a boolean, got the string "false"'
     assert crm.tool_lists == before + 1
     assert crm.opted_in == {"100001": True}
+
+
+async def test_an_upstream_that_cannot_be_listed_fails_closed(tmp_path: Path) -> None:
+    dead = {"url": f"http://127.0.0.1:{free_port()}/mcp", "timeout_seconds": 5}
+    with run_proxy({"routes": [{"name": "crm", "path": "/crm/mcp", "upstream": dead}]}, tmp_path) as proxy:
+        answer = await stateless_call(proxy, "update_contact", {"id": "100001", "GlobalEmailStatus": False})
+    assert answer.startswith(SCHEMA_POLICY + "mcpfence does not know this tool's inputSchema")
 
 
 async def test_a_changed_list_is_relearned_after_list_changed(fresh_proxy: Proxy, crm: Crm) -> None:

@@ -290,8 +290,9 @@ def problems_of(schema: InputSchema | None, args: Any) -> list[Problem]:
     """Problems of ``args`` against ``schema``; one when the schema is unknown."""
     if schema is None:
         text = (
-            "mcpfence does not know this tool's inputSchema (the upstream did not list it), "
-            "so its arguments cannot be checked; call tools/list, then retry"
+            "mcpfence does not know this tool's inputSchema (the upstream's tools/list did not "
+            "name it, or could not be fetched), so its arguments cannot be checked; "
+            "call tools/list, then retry"
         )
         return [Problem(text, text)]
     return schema.problems(args)
