@@ -100,6 +100,8 @@ class RouteConfig(_Strict):
     upstream: UpstreamConfig
     expose: ExposeConfig | None = None
     rate_limit: RateLimitConfig | None = None
+    # The built-in check of every call's arguments against the tool's inputSchema.
+    input_schema: Literal["enforce", "audit", "off"] = "enforce"
 
 
 class Config(_Strict):

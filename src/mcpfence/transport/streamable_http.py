@@ -114,7 +114,9 @@ class StreamableHttpRoute:
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
-        exchange = self._start(request, messages, client_id)
+        context = self._context(request, meta_version(messages), client_id)
+        await self.pipeline.prepare(context, messages)
+        exchange = self._start(context, messages)
         exchange.response_headers = limits
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
@@ -137,9 +139,9 @@ class StreamableHttpRoute:
             headers=request.headers,
         )
 
-    def _start(self, request: Request, messages: list[Message], client_id: str) -> Exchange:
+    def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(self._context(request, meta_version(messages), client_id))
+        exchange = Exchange(context)
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(message)
