@@ -19,13 +19,13 @@ from starlette.routing import Route
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
 from mcpfence.access.ratelimit import RateLimit
+from mcpfence.access.store import SQLiteStore, TokenRoute
 from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
 from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
 from mcpfence.admin.expiry import run_expiry_purge
-from mcpfence.admin.store import SQLiteStore, TokenRoute
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog

@@ -14,8 +14,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
+from mcpfence.access.store import SQLiteStore
 from mcpfence.admin.app import PolicySetSummary, create_admin_app
-from mcpfence.admin.store import SQLiteStore
 from tests.servers import serve_asgi
 
 ADMIN_TOKEN = "test-admin-token-0123456789"

@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from mcpfence.access.store import SQLiteStore
 from mcpfence.access.tokens import hash_token, route_token_from_path
 from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
-from mcpfence.admin.store import SQLiteStore
 from tests.servers import serve_asgi
 
 from .conftest import ADMIN_TOKEN, Admin

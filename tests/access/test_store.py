@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mcpfence.access.store import MIGRATIONS, ApiToken, SQLiteStore, StoreConflict, TokenRoute
 from mcpfence.access.tokens import hash_token
 from mcpfence.admin.expiry import purge_expired_routes
-from mcpfence.admin.store import MIGRATIONS, ApiToken, SQLiteStore, StoreConflict, TokenRoute
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

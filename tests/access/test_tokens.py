@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mcpfence.access.store import ApiToken, SQLiteStore, TokenRoute
 from mcpfence.access.tokens import (
     ApiTokens,
     bearer_token,
@@ -16,7 +17,6 @@ from mcpfence.access.tokens import (
     new_route_token,
     route_token_from_path,
 )
-from mcpfence.admin.store import ApiToken, SQLiteStore, TokenRoute
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

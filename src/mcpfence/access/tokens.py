@@ -13,7 +13,7 @@ import hmac
 import re
 import secrets
 
-from mcpfence.admin.store import Store, TokenRoute
+from mcpfence.access.store import Store, TokenRoute
 
 ROUTE_PATH_PREFIX = "/mcp/"
 _ROUTE_PATH = re.compile(r"^/mcp/([0-9a-f]{64})(?=/|$)")

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpfence.access.exposure import TOOL_KINDS, Exposure, ToolKind
+from mcpfence.access.store import ApiToken, Store, StoreConflict, TokenRoute, utcnow
 from mcpfence.access.tokens import (
     ROUTE_PATH_PREFIX,
     bearer_token,
@@ -35,7 +36,6 @@ from mcpfence.access.tokens import (
     new_route_token,
 )
 from mcpfence.admin.expiry import RouteRemoved
-from mcpfence.admin.store import ApiToken, Store, StoreConflict, TokenRoute, utcnow
 
 ADMIN_TOKEN_ENV = "MCPFENCE_ADMIN_TOKEN"
 

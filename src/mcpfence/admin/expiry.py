@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import anyio
 
-from mcpfence.admin.store import Store
+from mcpfence.access.store import Store
 
 RouteRemoved = Callable[[str], Awaitable[None]]
 
