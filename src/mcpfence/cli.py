@@ -72,21 +72,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from mcpfence.policy import commands
+    from mcpfence import policy_cli
 
-    return commands.check(args.paths)
+    return policy_cli.check(args.paths)
 
 
 def _test(args: argparse.Namespace) -> int:
-    from mcpfence.policy import commands
+    from mcpfence import policy_cli
 
-    return commands.test(args.paths, sys.stdout)
+    return policy_cli.test(args.paths, sys.stdout)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from mcpfence.policy import commands
+    from mcpfence import policy_cli
 
-    return commands.explain(
+    return policy_cli.explain(
         args.config, args.route, args.tool, args.args, args.json, sys.stdout, args.input_schema
     )
 

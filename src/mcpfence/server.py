@@ -33,7 +33,7 @@ from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
-from mcpfence.policy.reload import PolicyWatcher
+from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp

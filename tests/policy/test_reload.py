@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mcpfence.policy import PolicySet
-from mcpfence.policy.reload import PolicyWatcher
+from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.yamlsource import SourceError
 from tests.policy.helpers import policy
 

@@ -22,7 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcpfence.config import load_config
-from mcpfence.policy import commands
+from mcpfence import policy_cli
 from tests.servers import serve_asgi
 from tests.telemetry.conftest import Recorded
 
@@ -341,5 +341,5 @@ def test_k8s_config_and_policies_pass_mcpfence_check(
     for name, value in k8s("Secret")["stringData"].items():
         monkeypatch.setenv(name, value)
     out = io.StringIO()
-    assert commands.check([tmp_path / "mcpfence.yaml"], out) == 0, out.getvalue()
+    assert policy_cli.check([tmp_path / "mcpfence.yaml"], out) == 0, out.getvalue()
     assert "1 policy" in out.getvalue()

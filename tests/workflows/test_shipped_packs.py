@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mcpfence.config import load_config
-from mcpfence.policy import commands
+from mcpfence import policy_cli
 from mcpfence.policy.loader import load_policy_set, policy_files
 from tests.upstreams.client import connect
 from tests.workflows.conftest import World
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_every_pack_test_case_passes() -> None:
     out = io.StringIO()
 
-    assert commands.test([REPO / "policies"], out) == 0, out.getvalue()
+    assert policy_cli.test([REPO / "policies"], out) == 0, out.getvalue()
     assert out.getvalue().splitlines()[-1].endswith(" passed, 0 failed")
 
 
@@ -27,7 +27,7 @@ def test_every_pack_test_case_passes() -> None:
 def test_packs_and_example_config_check_clean_together(config: str) -> None:
     out = io.StringIO()
 
-    assert commands.check([REPO / "policies", REPO / "examples" / config], out) == 0, out.getvalue()
+    assert policy_cli.check([REPO / "policies", REPO / "examples" / config], out) == 0, out.getvalue()
 
 
 def test_demo_config_loads_both_packs() -> None:
