@@ -21,8 +21,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcpfence.config import load_config
 from mcpfence import policy_cli
+from mcpfence.config import load_config
 from tests.servers import serve_asgi
 from tests.telemetry.conftest import Recorded
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mcpfence.config import load_config
 from mcpfence import policy_cli
+from mcpfence.config import load_config
 from mcpfence.policy.loader import load_policy_set, policy_files
 from tests.upstreams.client import connect
 from tests.workflows.conftest import World
