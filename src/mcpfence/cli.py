@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from mcpfence import __version__
@@ -45,12 +46,26 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--input-schema", help="the tool's inputSchema as JSON: also run the built-in argument check"
     )
+    explain.add_argument(
+        "--now", type=_timestamp, help="the time `now` reads, ISO 8601 with a zone (default: the clock)"
+    )
     for command, handler in (
         (serve, _serve), (demo, _demo), (check, _check), (test, _test), (explain, _explain)
     ):
         command.set_defaults(func=handler)
     client_cli.register(commands)
     return parser
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO 8601 time with its zone (``2026-01-01T00:00:00Z``): a policy's ``now`` is absolute."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone; add Z or +HH:MM")
+    return moment
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -87,7 +102,7 @@ def _explain(args: argparse.Namespace) -> int:
     from mcpfence import policy_cli
 
     return policy_cli.explain(
-        args.config, args.route, args.tool, args.args, args.json, sys.stdout, args.input_schema
+        args.config, args.route, args.tool, args.args, args.json, sys.stdout, args.input_schema, args.now
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from mcpfence.config import load_config
 from mcpfence.policy.argschema import SchemaMode, schema_check
+from mcpfence.policy.context import clock_at
 from mcpfence.policy.decision import Decision, ToolCall
 from mcpfence.policy.loader import load_policy_set, policy_files, read_documents
 from mcpfence.policy.models import PolicyTest
@@ -124,11 +126,13 @@ def explain(
     as_json: bool,
     out: TextIO,
     input_schema_json: str | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Decide one call with the config's policies, without forwarding it.
 
     With ``input_schema_json`` (the tool's inputSchema) the built-in argument check
     runs too, in the route's ``input_schema`` mode (``enforce`` for an unknown route).
+    ``now`` fixes the time policies read (default: the wall clock).
     """
     args = _json_object(args_json)
     if args is None:
@@ -141,7 +145,8 @@ def explain(
     config = load_config(config_path)
     policies = load_policy_set(config.policy_paths)
     mode: SchemaMode = next((r.input_schema for r in config.routes if r.name == route), "enforce")
-    decision = policies.decide(ToolCall(route=route, tool=tool, args=args, **schema_check(schema, mode)))
+    call = ToolCall(route=route, tool=tool, args=args, **schema_check(schema, mode))
+    decision = policies.decide(call, clock_at(now))
     if as_json:
         print(json.dumps(decision.as_dict(), indent=2), file=out)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -11,6 +10,7 @@ from typing import Any
 from mcpfence.jsonrpc import canonical
 from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
+from mcpfence.policy.context import POLICY_ROOTS, Clock, EvalContext, system_clock
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
 from mcpfence.policy.opaque import TokenMemory, as_memory
@@ -19,8 +19,6 @@ from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
 MAX_ARGS_BYTES = 256 * 1024
 LIMITS_POLICY = "mcpfence/limits"  # not a valid policy name, so it never collides
 _GLOB_CHARS = frozenset("*?[")
-_POLICY_ROOTS = frozenset({"params", "variables"})
-_CONTEXT_ROOTS = frozenset({"tool", "route", "session", "client", "now"})
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -46,13 +44,12 @@ def _copy(value: Any) -> Any:
 class _CallState:
     """The arguments as mutated so far, and a version that changes with each write."""
 
-    def __init__(self, call: ToolCall) -> None:
+    def __init__(self, call: ToolCall, clock: Clock) -> None:
         self.call = call
         self.args = call.args
         self.version = 0
         self._owned = False
-        # Built on first use: most policies read only args, and session.calls can be long.
-        self._context: dict[str, Any] = {}
+        self._context = EvalContext(call, clock)
         self._tokens: TokenMemory | None = None
         self._shared: dict[frozenset[str], Any] = {}
         self._shared_version = 0
@@ -68,32 +65,8 @@ class _CallState:
         return activation
 
     def bind(self, roots: frozenset[str]) -> dict[str, Any]:
-        """The call's variables an expression set reads (binding costs per variable)."""
-        data = {name: self._root(name) for name in roots if name in _CONTEXT_ROOTS}
-        data["args"] = self.args
-        return data
-
-    def _root(self, name: str) -> Any:
-        value = self._context.get(name)
-        if value is None:
-            call = self.call
-            if name == "tool":
-                schema = call.input_schema
-                value = {
-                    "name": call.tool,
-                    "annotations": dict(call.annotations),
-                    "inputSchema": dict(schema.schema) if schema is not None else {},
-                }
-            elif name == "route":
-                value = {"name": call.route}
-            elif name == "session":
-                value = {"id": call.session_id, "calls": [dict(c) for c in call.session_calls]}
-            elif name == "client":
-                value = {"id": call.client_id}
-            else:
-                value = datetime.datetime.now(datetime.UTC)
-            self._context[name] = value
-        return value
+        """The call's variables an expression set reads, with the arguments as they are now."""
+        return self._context.bind(roots, self.args)
 
     def write(self, tokens: tuple[str, ...], value: Any) -> bool:
         """Set ``value`` at ``tokens``; whether anything changed."""
@@ -127,7 +100,7 @@ class _Scope:
         if self._version != self.state.version:
             self._activation = (
                 self.state.shared_activation(self.policy.roots)
-                if self.policy.roots.isdisjoint(_POLICY_ROOTS)
+                if self.policy.roots.isdisjoint(POLICY_ROOTS)
                 else environment().Activation(self._data())
             )
             self._version = self.state.version
@@ -194,9 +167,9 @@ class PolicySet:
         """Every opaque pattern, for harvesting tokens from tool results (computed at load)."""
         return self._opaque_patterns
 
-    def decide(self, call: ToolCall) -> Decision:
+    def decide(self, call: ToolCall, clock: Clock = system_clock) -> Decision:
         """All mutations first, then the argument schema, then validations and opaque
-        checks, so every check judges what is forwarded."""
+        checks, so every check judges what is forwarded. ``now`` is asked of ``clock``."""
         candidates = self.candidates(call.route, call.tool)
         if not candidates:  # the common case, kept cheap: at most the schema check
             checked: list[Violation] = []
@@ -207,7 +180,7 @@ class PolicySet:
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
-        state = _CallState(call)
+        state = _CallState(call, clock)
         violations: list[Violation] = []
         mutations: list[Mutation] = []
         selected: list[_Scope] = []

@@ -21,9 +21,10 @@ from typing import Any, Literal
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_encoders, ext_math, ext_optional, ext_strings
 
+from mcpfence.policy.context import ROOTS
+
 MAX_EXPRESSION_LENGTH = 4096
 MAX_COMPREHENSION_DEPTH = 2
-ROOT_VARIABLES = ("tool", "args", "route", "session", "client", "params", "variables", "now")
 
 ResultKind = Literal["bool", "string", "value", "any"]
 
@@ -74,15 +75,15 @@ def _glob(value: str, pattern: str) -> bool:
 @cache
 def environment() -> Any:
     """The CEL environment every policy expression is compiled in (built once)."""
-    dyn_map = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
-    variables = {name: dyn_map for name in ROOT_VARIABLES if name != "now"}
+    types = {"map": cel.Type.Map(cel.Type.STRING, cel.Type.DYN), "timestamp": cel.Type.TIMESTAMP}
+    variables = {name: types[root.cel_type] for name, root in ROOTS.items()}
     glob = cel.FunctionDecl(
         "glob",
         [cel.Overload("glob_string_string", cel.Type.BOOL, [cel.Type.STRING, cel.Type.STRING],
                       impl=_glob)],
     )
     return cel.NewEnv(
-        variables={**variables, "now": cel.Type.TIMESTAMP},
+        variables=variables,
         extensions=[ext_strings.ExtStrings(), ext_math.ExtMath(), ext_encoders.ExtEncoders(),
                     ext_optional.ExtOptional()],
         functions=[glob],
@@ -121,7 +122,7 @@ def scan(source: str) -> Usage:
             depth -= stack.pop()
         if not text.isspace():
             previous = [previous[-1], text]
-    return Usage(frozenset(roots) & set(ROOT_VARIABLES), deepest)
+    return Usage(frozenset(roots & ROOTS.keys()), deepest)
 
 
 @dataclass(frozen=True)

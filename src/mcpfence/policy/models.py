@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mcpfence.policy.decision import Action, DecisionKind
 from mcpfence.policy.pointer import parse_pointer
@@ -166,6 +166,9 @@ class PolicyTestCase(_Strict):
     known_tokens: list[str] = Field(default_factory=list)
     # The tool's inputSchema: when given, the built-in argument check runs (enforce).
     inputSchema: dict[str, Any] | None = None
+    # What ``now`` reads: a timestamp with its zone (YAML's or a quoted ISO 8601 string).
+    # Unset, the case is decided at the wall-clock time.
+    now: Annotated[AwareDatetime, Field(strict=False)] | None = None
     expect: Expectation
 
 

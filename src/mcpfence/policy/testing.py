@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mcpfence.jsonrpc import canonical
 from mcpfence.policy.argschema import schema_check
+from mcpfence.policy.context import clock_at
 from mcpfence.policy.decision import Decision, ToolCall
 from mcpfence.policy.engine import PolicySet
 from mcpfence.policy.loader import load_policy_set
@@ -48,7 +49,8 @@ def run_case(policies: PolicySet, case: PolicyTestCase) -> CaseResult:
             client_id=case.client.id,
             known_tokens=case.known_tokens,
             **schema_check(case.inputSchema, "enforce"),
-        )
+        ),
+        clock_at(case.now),
     )
     return CaseResult(case.name, tuple(_mismatches(case.expect, decision)))
 
