@@ -1,7 +1,8 @@
 """``mcpfence demo``: the demo upstreams and the proxy with the shipped policy packs.
 
-The demo servers live in the source tree (``examples/upstreams/``), so the demo
-runs from a checkout: ``make demo`` is its front door.
+The demo servers and packs live in the source tree (``examples/``, ``policies/``);
+a wheel carries a copy of them (made by setup.py), so the demo runs from an
+installed package as from a checkout, where ``make demo`` is its front door.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from mcpfence.config import Config, load_config
+from mcpfence.config import Config, ConfigError, load_config
 from mcpfence.server import serve
 
 UPSTREAM_SCRIPTS = {"ipost": "ipost.py", "postmark": "postmark.py"}
 
 
 def find_examples() -> Path:
-    """The ``examples/`` folder of this checkout (or of the current directory)."""
-    for candidate in (Path.cwd() / "examples", Path(__file__).resolve().parents[2] / "examples"):
+    """The ``examples/`` folder the wheel carries, else that of the checkout this module is in."""
+    here = Path(__file__).resolve().parent
+    candidates = (here / "demo_files" / "examples", here.parents[1] / "examples")
+    for candidate in candidates:
         if (candidate / "demo.yaml").is_file():
             return candidate
-    raise FileNotFoundError("mcpfence demo runs from a source checkout: examples/demo.yaml not found")
+    raise ConfigError(
+        "the demo's files are missing (looked for "
+        + " and ".join(str(c / "demo.yaml") for c in candidates)
+        + "); reinstall mcpfence from a wheel, or run `make demo` in a checkout"
+    )
 
 
 def _free_port() -> int:
