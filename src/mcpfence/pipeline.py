@@ -7,7 +7,8 @@ request from being forwarded. When the answer is known (from upstream, from an
 addon, or an error), :meth:`Pipeline.response` runs the addons in reverse order,
 like nested middleware, so the first addon (telemetry) sees the final answer.
 Messages the upstream sends on its own (notifications, server-to-client
-requests) pass :meth:`Pipeline.server_message`.
+requests) pass :meth:`Pipeline.server_message`; one that an addon fails on is
+dropped, never relayed unchecked.
 
 The transport never knows what the addons do; the addons never know which
 transport carried the message. Data flows one way: transport → pipeline → addons.
@@ -103,6 +104,12 @@ def _internal_error(flow: Flow, message: str) -> Message:
     return jsonrpc.error_response(flow.request.get("id"), jsonrpc.INTERNAL_ERROR, message)
 
 
+def refusal(request: Message) -> Message:
+    """The answer to a request an addon failed on: it was not forwarded."""
+    reason = "mcpfence could not check this request; it was not forwarded"
+    return jsonrpc.error_response(request.get("id"), jsonrpc.INTERNAL_ERROR, reason)
+
+
 class Pipeline:
     """The ordered addons of one route."""
 
@@ -133,7 +140,7 @@ class Pipeline:
         except Exception:
             route, method = flow.context.route, flow.method
             log.exception("route %s: checking %s failed; the request is refused", route, method)
-            flow.reply(_internal_error(flow, "mcpfence could not check this request; it was not forwarded"))
+            flow.reply(refusal(flow.request))
 
     def response(self, flow: Flow) -> None:
         """Run the response hooks in reverse; an addon that fails turns the answer into an error."""
@@ -144,7 +151,15 @@ class Pipeline:
                 log.exception("route %s: checking the answer to %s failed", flow.context.route, flow.method)
                 flow.response = _internal_error(flow, "mcpfence could not check the answer to this request")
 
-    def server_message(self, context: Context, message: Message) -> Message:
-        for addon in self._reversed:
-            message = addon.server_message(context, message)
-        return message
+    def server_message(self, context: Context, message: Message) -> Message | None:
+        """Run the server-message hooks in reverse; None when an addon fails (fail closed:
+        the message is dropped; the transport refuses a server request upstream)."""
+        checked = message
+        try:
+            for addon in self._reversed:
+                checked = addon.server_message(context, checked)
+        except Exception:
+            what = message.get("method") or "an answer"
+            log.exception("route %s: checking %s from the server failed; it was dropped", context.route, what)
+            return None
+        return checked

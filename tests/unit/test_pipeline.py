@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
+
 from mcpfence import jsonrpc
 from mcpfence.pipeline import BaseAddon, Context, Flow, Pipeline
 
@@ -86,3 +88,19 @@ def test_a_failing_preparation_is_contained_and_the_request_hooks_still_decide()
     asyncio.run(pipeline.prepare(flow.context, [flow.request]))
     pipeline.request(flow)
     assert seen == ["request a"]
+
+
+class FailingOnServerMessages(BaseAddon):
+    def server_message(self, context: Context, message: jsonrpc.Message) -> jsonrpc.Message:
+        raise RuntimeError("boom")
+
+
+def test_an_addon_that_fails_on_a_server_message_drops_it_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notification = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+
+    checked = Pipeline([FailingOnServerMessages()]).server_message(Context("r"), notification)
+
+    assert checked is None
+    assert "route r: checking notifications/tools/list_changed from the server failed" in caplog.text

@@ -12,7 +12,7 @@ Where a message goes next is the downstream transport's business (an
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -21,9 +21,11 @@ from typing import Final, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
-from mcpfence.pipeline import Context, Flow, Pipeline
+from mcpfence.pipeline import Context, Flow, Pipeline, refusal
 from mcpfence.transport.hub import Hub
 from mcpfence.transport.link import LinkFactory
+
+log = logging.getLogger("mcpfence")
 
 IDLE_SECONDS: Final = 30 * 60.0
 REAP_EVERY_SECONDS: Final = 60.0
@@ -91,7 +93,10 @@ class Session:
         flow = self.pending.pop(message["id"], None) if jsonrpc.is_response(message) else None
         if flow is None:
             checked = self.pipeline.server_message(self.context, message)
-            await self.outbox.put(checked, self._related(message))
+            if checked is not None:
+                await self.outbox.put(checked, self._related(message))
+            elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
+                await self.hub.send(self, refusal(message))
             return
         flow.response = message
         if flow.method == "initialize":
@@ -209,5 +214,7 @@ class SessionTable:
             cutoff = time.monotonic() - IDLE_SECONDS
             for session in list(self.sessions.values()):
                 if session.touched < cutoff and not session.pending and not session.outbox.busy():
-                    with contextlib.suppress(Exception):
+                    try:
                         await self.end(session.id)
+                    except Exception:
+                        log.exception("route %s: ending idle session %s failed", self.route, session.id)

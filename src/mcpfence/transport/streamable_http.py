@@ -214,14 +214,15 @@ class StreamableHttpRoute:
         parsed: Any,
         batch: bool,
     ) -> None:
-        answers = [self._answer(exchange, message) for message in _as_list(parsed)]
+        answers = [a for m in _as_list(parsed) if (a := self._answer(exchange, m)) is not None]
         answers.extend(exchange.local_answers())
         answers.extend(self._unanswered(exchange))
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
 
-    def _answer(self, exchange: Exchange, message: Any) -> Message:
-        """Pass one upstream message through the pipeline, as an answer or on its own."""
+    def _answer(self, exchange: Exchange, message: Any) -> Message | None:
+        """Pass one upstream message through the pipeline, as an answer or on its own
+        (None: a message of its own that could not be checked, dropped)."""
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
@@ -306,7 +307,9 @@ class StreamableHttpRoute:
         except JsonRpcError as error:
             log.warning("route %s: dropped an upstream %s: %s", self.name, unit, error.message)
             return None
-        answers = [self._answer(exchange, m) for m in _as_list(message)]
+        answers = [a for m in _as_list(message) if (a := self._answer(exchange, m)) is not None]
+        if not answers:
+            return None
         return jsonrpc.dumps(answers if isinstance(message, list) else answers[0])
 
     async def _relay_json_lines(
