@@ -13,11 +13,11 @@ import copy
 from typing import Final
 
 from mcpfence.pipeline import Flow, Pipeline
+from mcpfence.protocol import CACHE_SCOPE_VERSIONS
 
 CACHEABLE_METHODS: Final = frozenset(
     {"tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"}
 )
-MODERN_VERSIONS: Final = frozenset({"2026-07-28"})
 
 
 class CacheScopedPipeline(Pipeline):
@@ -32,6 +32,6 @@ class CacheScopedPipeline(Pipeline):
         after = (flow.response or {}).get("result")
         if not isinstance(before, dict) or not isinstance(after, dict) or after == before:
             return
-        if "cacheScope" in after or "ttlMs" in after or flow.context.protocol_version in MODERN_VERSIONS:
+        if "cacheScope" in after or "ttlMs" in after or flow.context.protocol_version in CACHE_SCOPE_VERSIONS:
             assert flow.response is not None
             flow.response = {**flow.response, "result": {**after, "cacheScope": "private"}}

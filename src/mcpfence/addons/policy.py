@@ -25,9 +25,9 @@ from mcpfence.pipeline import BaseAddon, Context, Flow
 from mcpfence.policy import PolicySet, ToolCall, denial_result
 from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.opaque import harvest
+from mcpfence.protocol import STATELESS_VERSIONS
 from mcpfence.session import SessionMemory, SessionState
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
-from mcpfence.transport.messages import MODERN_VERSIONS
 
 LIST_CHANGED = "notifications/tools/list_changed"
 
@@ -66,7 +66,7 @@ class PolicyAddon(BaseAddon):
         if self.listing is None or self.input_schema == "off":
             return
         if any(m.get("method") == "tools/call" for m in messages):
-            stateless = context.protocol_version in MODERN_VERSIONS and not context.session_id
+            stateless = context.protocol_version in STATELESS_VERSIONS and not context.session_id
             await self.listing.ensure(_session(context), context.protocol_version if stateless else None)
 
     def request(self, flow: Flow) -> None:

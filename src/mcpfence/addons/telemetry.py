@@ -16,10 +16,8 @@ from typing import Any
 
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
+from mcpfence.protocol import NAME_BEARING
 from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan
-
-# Methods whose span is named after what they act on (SPEC §8: `{method} {target}`).
-TARGET_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 def _meta(params: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +45,7 @@ class TracingAddon(BaseAddon):
     def request(self, flow: Flow) -> None:
         params = flow.params
         meta = _meta(params)
-        key = TARGET_PARAM.get(flow.method)
+        key = NAME_BEARING.get(flow.method)
         context = flow.context
         flow.notes["span"] = self.telemetry.request_span(
             flow.method,

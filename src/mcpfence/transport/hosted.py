@@ -16,6 +16,7 @@ from typing import Any, Final
 from mcpfence import jsonrpc
 from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.protocol import STATELESS_VERSIONS
 from mcpfence.transport.http import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -32,8 +33,6 @@ from mcpfence.transport.outbox import HostedOutbox, PostStream
 from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_message
 
-# Revisions without sessions: every request stands alone (2026-07-28).
-STATELESS_VERSIONS: Final = frozenset({"2026-07-28"})
 SESSION_REQUIRED: Final = "Bad Request: Mcp-Session-Id header is required"
 
 

@@ -9,12 +9,12 @@ The session, and a per-session upstream with it, ends when the stream closes.
 from __future__ import annotations
 
 import contextlib
-from typing import Final
 from urllib.parse import parse_qs
 
 from mcpfence import jsonrpc
 from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.jsonrpc import JsonRpcError
+from mcpfence.protocol import LEGACY_SSE_VERSION as LEGACY_VERSION
 from mcpfence.transport import sse
 from mcpfence.transport.http import (
     SSE_HEADERS,
@@ -29,8 +29,6 @@ from mcpfence.transport.messages import read_messages, tool_name
 from mcpfence.transport.outbox import LegacyOutbox
 from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_event
-
-LEGACY_VERSION: Final = "2024-11-05"
 
 
 class LegacySseRoute:

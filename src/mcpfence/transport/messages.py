@@ -14,17 +14,13 @@ from mcp.shared.inbound import validate_mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING
+from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import BodyTooLarge, Request, media_type
 
-# Protocol revisions whose JSON-RPC still has batches (removed in 2025-06-18).
-BATCH_VERSIONS: Final = frozenset({"", "2024-11-05", "2025-03-26"})
 PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
-# Stateless revisions whose requests carry Mcp-* headers.
-MODERN_VERSIONS: Final = frozenset({"2026-07-28"})
 # Requests the pipeline decides: never accepted as notifications.
 CHECKED_REQUESTS: Final = frozenset({"tools/call"})
-# Method → the params key the `Mcp-Name` header mirrors (2026-07-28).
-NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 # A tool's input schema when it mirrors arguments into ``Mcp-Param-*`` headers, else None.

@@ -24,6 +24,7 @@ from mcpfence.access.guard import OPEN, AccessGuard
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
+from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
 from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
 from mcpfence.transport.http import (
@@ -38,7 +39,6 @@ from mcpfence.transport.http import (
     until_disconnect,
 )
 from mcpfence.transport.messages import (
-    MODERN_VERSIONS,
     ParamSchemas,
     meta_version,
     read_messages,

@@ -19,9 +19,9 @@ import aiohttp
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
 from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.messages import MODERN_VERSIONS
 from mcpfence.transport.sse import read_events
 from mcpfence.transport.upstream import Upstream, UpstreamError
 from mcpfence.transport.upstream_sse import deliver_events
