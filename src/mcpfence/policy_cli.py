@@ -176,7 +176,7 @@ def _result(policy: str, decision: Decision) -> str:
     return "mutated" if any(m.policy == policy for m in decision.mutations) else "passed"
 
 
-def _section(title: str, header: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> str:
+def _section(title: str, header: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> str:
     rows = [header, *rows]
     if len(rows) == 1:
         return f"{title}: none"

@@ -10,14 +10,36 @@ and ``mcpfence explain --now`` can fix it (see docs/reference/policies.md, "Vari
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from mcpfence.policy.decision import ToolCall
 
 Clock = Callable[[], datetime.datetime]
 Binder = Literal["context", "args", "policy"]
+
+
+class ToolRoot(TypedDict):
+    name: str
+    annotations: dict[str, object]
+    inputSchema: dict[str, object]
+
+
+class RouteRoot(TypedDict):
+    name: str
+
+
+class SessionRoot(TypedDict):
+    id: str
+    calls: list[dict[str, object]]
+
+
+class ClientRoot(TypedDict):
+    id: str
+
+
+RootValue = ToolRoot | RouteRoot | SessionRoot | ClientRoot | datetime.datetime
 
 
 def system_clock() -> datetime.datetime:
@@ -30,7 +52,7 @@ def clock_at(moment: datetime.datetime | None) -> Clock:
     return system_clock if moment is None else lambda: moment
 
 
-def _tool(call: ToolCall, _: Clock) -> dict[str, Any]:
+def _tool(call: ToolCall, _: Clock) -> ToolRoot:
     schema = call.input_schema
     return {
         "name": call.tool,
@@ -39,15 +61,15 @@ def _tool(call: ToolCall, _: Clock) -> dict[str, Any]:
     }
 
 
-def _route(call: ToolCall, _: Clock) -> dict[str, Any]:
+def _route(call: ToolCall, _: Clock) -> RouteRoot:
     return {"name": call.route}
 
 
-def _session(call: ToolCall, _: Clock) -> dict[str, Any]:
+def _session(call: ToolCall, _: Clock) -> SessionRoot:
     return {"id": call.session_id, "calls": [dict(c) for c in call.session_calls]}
 
 
-def _client(call: ToolCall, _: Clock) -> dict[str, Any]:
+def _client(call: ToolCall, _: Clock) -> ClientRoot:
     return {"id": call.client_id}
 
 
@@ -63,7 +85,7 @@ class Root:
     name: str
     binder: Binder
     cel_type: Literal["map", "timestamp"] = "map"
-    value: Callable[[ToolCall, Clock], Any] | None = None
+    value: Callable[[ToolCall, Clock], RootValue] | None = None
 
 
 ROOTS: dict[str, Root] = {
@@ -92,15 +114,15 @@ class EvalContext:
     def __init__(self, call: ToolCall, clock: Clock = system_clock) -> None:
         self._call = call
         self._clock = clock
-        self._values: dict[str, Any] = {}
+        self._values: dict[str, RootValue] = {}
 
-    def bind(self, roots: frozenset[str], args: dict[str, Any]) -> dict[str, Any]:
+    def bind(self, roots: frozenset[str], args: Mapping[str, object]) -> dict[str, object]:
         """The variables an expression set reads (binding costs per variable)."""
-        data = {name: self.value(name) for name in roots & CONTEXT_ROOTS}
+        data: dict[str, object] = {name: self.value(name) for name in roots & CONTEXT_ROOTS}
         data["args"] = args
         return data
 
-    def value(self, name: str) -> Any:
+    def value(self, name: str) -> RootValue:
         """The value of context root ``name`` for this call."""
         if name not in self._values:
             make = ROOTS[name].value

@@ -20,9 +20,9 @@ class ToolCall:
     route: str
     tool: str
     args: dict[str, Any]
-    annotations: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    annotations: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     session_id: str = ""
-    session_calls: Sequence[Mapping[str, Any]] = ()
+    session_calls: Sequence[Mapping[str, object]] = ()
     client_id: str = ""
     # Opaque strings seen in earlier tool results (SPEC §4). Pass a
     # :class:`~mcpfence.policy.opaque.TokenMemory` to reuse its index across calls.

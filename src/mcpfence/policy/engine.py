@@ -21,15 +21,15 @@ LIMITS_POLICY = "mcpfence/limits"  # not a valid policy name, so it never collid
 _GLOB_CHARS = frozenset("*?[")
 
 
-def same_json(a: Any, b: Any) -> bool:
+def same_json(a: object, b: object) -> bool:
     """Equality of JSON data that, unlike ``==``, tells ``1``, ``1.0`` and ``true`` apart."""
     if type(a) is not type(b):
         return False
-    if isinstance(a, dict):
+    if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
-    if isinstance(a, list):
+    if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(map(same_json, a, b))
-    return bool(a == b)
+    return a == b
 
 
 def _copy(value: Any) -> Any:
@@ -64,7 +64,7 @@ class _CallState:
             activation = self._shared[roots] = environment().Activation(self.bind(roots))
         return activation
 
-    def bind(self, roots: frozenset[str]) -> dict[str, Any]:
+    def bind(self, roots: frozenset[str]) -> dict[str, object]:
         """The call's variables an expression set reads, with the arguments as they are now."""
         return self._context.bind(roots, self.args)
 
@@ -106,7 +106,7 @@ class _Scope:
             self._version = self.state.version
         return expression.evaluate(self._activation)
 
-    def _data(self) -> dict[str, Any]:
+    def _data(self) -> dict[str, object]:
         roots = self.policy.roots
         data = self.state.bind(roots)
         if "params" in roots:
@@ -115,10 +115,10 @@ class _Scope:
             data["variables"] = self._variables(data)
         return data
 
-    def _variables(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _variables(self, data: dict[str, object]) -> dict[str, object]:
         """Each variable sees the ones before it; a failing one is left out, so only
         expressions that actually use it fail (under the policy's failurePolicy)."""
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for variable in self.policy.variables:
             activation = environment().Activation({**data, "variables": values})
             try:
@@ -222,14 +222,14 @@ def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violati
     return action == "enforce"
 
 
-def _as_bool(value: Any) -> bool:
+def _as_bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise EvaluationError("result is not a bool")
     return value
 
 
 def _verdict(
-    violations: list[Violation], mutations: list[Mutation], before: Any, after: Any
+    violations: list[Violation], mutations: list[Mutation], before: object, after: object
 ) -> DecisionKind:
     if any(v.action == "enforce" for v in violations):
         return "deny"
