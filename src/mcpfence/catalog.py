@@ -73,7 +73,11 @@ class ToolCatalog:
             for tool in tools
             if isinstance(tool, dict) and isinstance(tool.get("name"), str)
         }
-        self._routes.setdefault(route, {}).update(records)
+        known = self._routes.setdefault(route, {})
+        for name, record in records.items():
+            if known.get(name) == record:
+                records[name] = known[name]  # sessions told the same share one record
+        known.update(records)
         if session:
             before = self._sessions.pop((route, session), {})
             self._sessions[(route, session)] = {**before, **records} if page else records

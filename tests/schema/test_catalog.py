@@ -49,3 +49,10 @@ def test_a_tool_listed_without_a_schema_has_none() -> None:
     catalog.learn("r", [{"name": "t"}])
     assert catalog.knows("r", "t")
     assert catalog.input_schema("r", "t") is None
+
+
+def test_sessions_told_the_same_tool_share_one_record() -> None:
+    catalog = ToolCatalog()
+    catalog.learn("r", [tool("t", "string")], "a")
+    catalog.learn("r", [tool("t", "string")], "b")
+    assert catalog._tool("r", "t", "a") is catalog._tool("r", "t", "b")

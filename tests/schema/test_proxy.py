@@ -231,3 +231,12 @@ async def test_a_stdio_upstream_is_listed_over_a_child_of_its_own(tmp_path: Path
     with run_proxy(config, tmp_path) as stdio_proxy:
         text = await raw_call(stdio_proxy, "update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
     assert text == SCHEMA_POLICY + '/GlobalEmailStatus must be a boolean, got the string "false"'
+
+
+async def test_a_stateless_denial_says_its_result_is_complete(proxy: Proxy) -> None:
+    """2026-07-28 results carry resultType; a denial is a finished tool result."""
+    body = modern_call("update_contact", {"id": "100001", "GlobalEmailStatus": "false"})
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        headers = modern_headers("tools/call", "update_contact")
+        answer = await http.post(proxy.url("/crm/mcp"), json=body, headers=headers)
+    assert response_message(answer)["result"]["resultType"] == "complete"

@@ -101,7 +101,8 @@ class PolicyAddon(BaseAddon):
         flow.notes["decision"] = decision
         flow.notes["tool"] = name
         if decision.decision == "deny":
-            flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
+            result = denial_result(decision, flow.context.protocol_version)
+            flow.reply(jsonrpc.result_response(flow.request["id"], result))
         elif decision.decision != "allow" and decision.args != args:
             flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)

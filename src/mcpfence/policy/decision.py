@@ -85,11 +85,17 @@ class Decision:
         }
 
 
-def denial_result(decision: Decision) -> dict[str, Any]:
+# Protocol revisions whose results say what they are (``resultType``).
+TYPED_RESULT_VERSIONS = frozenset({"2026-07-28"})
+
+
+def denial_result(decision: Decision, protocol_version: str = "") -> dict[str, Any]:
     """The tool result a denied call is answered with (SPEC §3), readable by the model."""
     blocking = decision.blocking
     text = "\n".join(f"Blocked by policy {v.policy}: {v.message}" for v in blocking)
+    typed = {"resultType": "complete"} if protocol_version in TYPED_RESULT_VERSIONS else {}
     return {
+        **typed,
         "isError": True,
         "content": [{"type": "text", "text": text}],
         "_meta": {
