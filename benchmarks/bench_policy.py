@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the policy engine (issue 3 targets; numbers, not tests).
+"""Micro-benchmarks of the policy engine (targets in benchmarks/README.md; numbers, not tests).
 
 Run: ``.venv/bin/python benchmarks/bench_policy.py``. Prints one table:
 deciding a call against 5 matching policies of 3 expressions each (target

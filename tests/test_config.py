@@ -1,4 +1,4 @@
-"""``mcpfence serve`` refuses a bad config before it listens (SPEC section 2, issue 2).
+"""``mcpfence serve`` refuses a bad config before it listens (docs/reference/config.md).
 
 Each case is a config file a person could plausibly write; the error must point
 at ``FILE:LINE:COL`` and name what is wrong, and the exit code must be 2.

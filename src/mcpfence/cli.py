@@ -1,4 +1,4 @@
-"""The ``mcpfence`` command line (SPEC §1)."""
+"""The ``mcpfence`` command line (docs/reference/cli.md)."""
 
 from __future__ import annotations
 

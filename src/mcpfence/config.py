@@ -1,4 +1,4 @@
-"""The config file (SPEC §2): strict models, ``${VAR}`` expansion, positioned errors.
+"""The config file (docs/reference/config.md): strict models, ``${VAR}`` expansion, positioned errors.
 
 Unknown keys and bad types are errors, and an unset ``${VAR}`` is an error rather
 than an empty string: a proxy that silently drops a credential or a setting is

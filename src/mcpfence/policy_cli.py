@@ -1,4 +1,7 @@
-"""``mcpfence check``, ``test`` and ``explain`` (SPEC §1): exit codes and output."""
+"""``mcpfence check``, ``test`` and ``explain``: exit codes and output.
+
+See docs/reference/policies.md#the-command-line.
+"""
 
 from __future__ import annotations
 

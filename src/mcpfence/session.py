@@ -1,7 +1,7 @@
 """Per-session memory: earlier calls and opaque tokens seen, bounded in size and time.
 
-One store serves both the opaque-token check (SPEC §4) and the CEL variable
-``session.calls`` (SPEC §3). Beyond SPEC's ``{tool, args, ok}`` each call keeps
+One store serves both the opaque-token check and the CEL variable ``session.calls`` (both in
+docs/reference/policies.md). Beyond ``{tool, args, ok}`` each call keeps
 its ``result`` (the tool's ``structuredContent``, when small), so a policy can
 check a call against what an earlier one returned (a DataTable's columns).
 Memory is keyed by route plus the session id, else the client, else the route

@@ -1,4 +1,7 @@
-"""Method kinds and tag filters decide which tools a route exposes (SPEC §6)."""
+"""Method kinds and tag filters decide which tools a route exposes.
+
+See docs/reference/access.md#exposure-filters.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SPEC §3 evaluation: selection, mutations, validations, actions and failure policy."""
+"""How a call is decided: selection, mutations, validations, actions and failure policy.
+
+See docs/reference/policies.md#how-a-call-is-decided.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Opaque tokens (SPEC §4): format guard and detection of edited copies."""
+"""Opaque tokens (docs/reference/policies.md#opaque-tokens): format guard and detection of edited copies."""
 
 from __future__ import annotations
 

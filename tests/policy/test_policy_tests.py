@@ -1,4 +1,7 @@
-"""PolicyTest cases (SPEC §5): what each expectation compares and how a mismatch reads."""
+"""PolicyTest cases: what each expectation compares and how a mismatch reads.
+
+See docs/reference/policies.md#testing-policies.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The CEL variables and functions policies see (SPEC §3 table)."""
+"""The CEL variables and functions policies see (docs/reference/policies.md#what-expressions-can-see)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What mcpfence does with input a well-behaved client never sends, and with failing upstreams.
 
-All through the proxy (SPEC section 9, issue 2): these are mcpfence's own answers,
+All through the proxy (docs/reference/errors.md): these are mcpfence's own answers,
 so there is no direct-mode reference to compare with.
 """
 

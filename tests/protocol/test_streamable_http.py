@@ -1,7 +1,7 @@
 """MCP Streamable HTTP, spoken by the official SDK client: direct and through mcpfence alike.
 
 Each test that takes ``target`` runs once per mode; the direct run is the reference
-for what the proxied run must reproduce (SPEC section 7, issue 2).
+for what the proxied run must reproduce (docs/reference/transports.md).
 """
 
 from __future__ import annotations

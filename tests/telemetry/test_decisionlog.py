@@ -13,7 +13,7 @@ import pytest
 from mcpfence.jsonrpc import canonical as canonical_json
 from mcpfence.telemetry import DecisionLog
 
-SPEC_FIELDS = [
+LOG_FIELDS = [
     "time",
     "decision_id",
     "policy_revision",
@@ -57,7 +57,7 @@ def written(path: Path, *records: dict[str, Any], **options: Any) -> list[dict[s
 
 def test_each_line_has_exactly_the_spec_fields_in_order(tmp_path: Path) -> None:
     [line] = written(tmp_path / "d.jsonl", record())
-    assert list(line) == SPEC_FIELDS
+    assert list(line) == LOG_FIELDS
 
 
 def test_line_values_come_from_the_record(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Downstream: Streamable HTTP and legacy HTTP+SSE. Upstream: Streamable HTTP,
 legacy HTTP+SSE and stdio. Each pair must list, call, report progress, deny by
 policy, and carry sampling and elicitation from the server to the client and
-the client's answer back (issue 7, SPEC section 7).
+the client's answer back (docs/reference/transports.md).
 """
 
 from __future__ import annotations

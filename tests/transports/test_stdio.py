@@ -1,4 +1,7 @@
-"""stdio upstreams: the child's environment, lifetime, crashes and sharing (issue 7)."""
+"""stdio upstreams: the child's environment, lifetime, crashes and sharing.
+
+See docs/reference/transports.md#stdio-upstreams.
+"""
 
 from __future__ import annotations
 

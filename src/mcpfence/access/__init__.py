@@ -1,1 +1,1 @@
-"""Request-path access control: exposure filters, rate limits and token checks (SPEC §6)."""
+"""Request-path access control: exposure filters, rate limits and token checks (docs/reference/access.md)."""

@@ -1,6 +1,6 @@
 """Which upstream tools a route exposes: method kinds (read/write/custom) and tag globs.
 
-Classification precedence (SPEC §6 leaves it open; this is the decision):
+Classification precedence (MCP's annotations leave it open; this is the decision):
 
 1. ``readOnlyHint: true`` -> ``read``. MCP defines ``destructiveHint`` as meaningful
    only when the tool is not read-only, so a tool claiming both is read.

@@ -1,4 +1,4 @@
-"""Token-bucket rate limits and the IETF ``RateLimit-*`` headers (SPEC §6).
+"""Token-bucket rate limits and the IETF ``RateLimit-*`` headers (docs/reference/access.md#rate-limits).
 
 One :class:`RateLimiter` serves one route's limit. Buckets live in an LRU-ordered
 dict: a bucket idle long enough to be full again is the same as a fresh one, so it

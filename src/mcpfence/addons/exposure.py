@@ -1,4 +1,4 @@
-"""The pipeline addon that applies a route's :class:`Exposure` (SPEC §6).
+"""The pipeline addon that applies a route's :class:`Exposure` (docs/reference/access.md#exposure-filters).
 
 Filtered tools vanish from ``tools/list`` answers (and from tool lists replayed without
 their request, on a resumed stream), and a ``tools/call`` to one is

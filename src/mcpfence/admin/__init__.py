@@ -1,1 +1,4 @@
-"""The admin side of routes and access: the route store, the admin API and its CLI (SPEC §6)."""
+"""The admin side of routes and access: the admin API that edits the route store, and its CLI.
+
+See docs/reference/access.md.
+"""

@@ -1,4 +1,4 @@
-"""The admin API (SPEC §6): token routes, API tokens and the loaded policy set.
+"""The admin API (docs/reference/access.md): token routes, API tokens and the loaded policy set.
 
 It listens on its own loopback port behind a bearer token from
 ``MCPFENCE_ADMIN_TOKEN``. A token route's ``upstream`` names a route of the config

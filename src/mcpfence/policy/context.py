@@ -4,7 +4,7 @@ Each root says who binds it (the call's context, the engine's current arguments,
 the policy itself) and its CEL type, so adding a root is one entry in :data:`ROOTS`:
 the environment (``expressions.py``), the load-time scan and the engine all read this
 table. The time is not read here but asked of a :data:`Clock`, so ``mcpfence test``
-and ``mcpfence explain --now`` can fix it (see docs/reference/policies.md, "Variables").
+and ``mcpfence explain --now`` can fix it (see docs/reference/policies.md#what-expressions-can-see).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Action = Literal["enforce", "audit"]
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One ``tools/call`` and the context policies may look at (SPEC §3 variables)."""
+    """One ``tools/call`` and the context policies may look at (see policy/context.py)."""
 
     route: str
     tool: str
@@ -24,7 +24,7 @@ class ToolCall:
     session_id: str = ""
     session_calls: Sequence[Mapping[str, object]] = ()
     client_id: str = ""
-    # Opaque strings seen in earlier tool results (SPEC §4). Pass a
+    # Opaque strings seen in earlier tool results (docs/reference/policies.md#opaque-tokens). Pass a
     # :class:`~mcpfence.policy.opaque.TokenMemory` to reuse its index across calls.
     known_tokens: Collection[str] = ()
     # The built-in argument check (see argschema.py): the tool's compiled inputSchema
@@ -90,7 +90,8 @@ TYPED_RESULT_VERSIONS = frozenset({"2026-07-28"})
 
 
 def denial_result(decision: Decision, protocol_version: str = "") -> dict[str, Any]:
-    """The tool result a denied call is answered with (SPEC §3), readable by the model."""
+    """The tool result a denied call is answered with, readable by the model (an error result
+    naming each blocking policy and its message)."""
     blocking = decision.blocking
     text = "\n".join(f"Blocked by policy {v.policy}: {v.message}" for v in blocking)
     typed = {"resultType": "complete"} if protocol_version in TYPED_RESULT_VERSIONS else {}

@@ -1,4 +1,7 @@
-"""Deciding one ``tools/call`` against the loaded policies (SPEC §3 steps 1-6)."""
+"""Deciding one ``tools/call`` against the loaded policies.
+
+The order is docs/reference/policies.md#how-a-call-is-decided.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The documents of a policy file (SPEC §3, §5) as strict pydantic models.
+"""The documents of a policy file (docs/reference/policies.md) as strict pydantic models.
 
-Field names are SPEC's, so they are camelCase where the SPEC says so. Syntax of
+Field names are the documented ones, so they are camelCase where the format is. Syntax of
 globs, JSON Pointers and regexes is checked here; CEL is compiled by the loader,
 which knows the positions to report.
 """

@@ -1,4 +1,4 @@
-"""Opaque tokens (SPEC §4): strings the model must pass back verbatim.
+"""Opaque tokens (docs/reference/policies.md#opaque-tokens): strings the model must pass back verbatim.
 
 Models "helpfully" edit tokens: lowercase them, trim them, URL-decode or encode
 them, add or drop base64 padding. Each known token is indexed once under a

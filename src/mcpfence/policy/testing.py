@@ -1,4 +1,7 @@
-"""Running ``kind: PolicyTest`` cases (SPEC §5) against the policies they name."""
+"""Running ``kind: PolicyTest`` cases against the policies they name.
+
+See docs/reference/policies.md#testing-policies.
+"""
 
 from __future__ import annotations
 

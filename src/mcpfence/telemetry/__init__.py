@@ -1,4 +1,6 @@
-"""Observability for mcpfence: OpenTelemetry traces and metrics, and the decision log (SPEC §8).
+"""Observability for mcpfence: OpenTelemetry traces and metrics, and the decision log.
+
+See docs/how-to/observability.md.
 
 The proxy builds one :class:`Telemetry` at start (``Telemetry.setup``), opens one
 :class:`RequestSpan` per inbound JSON-RPC request, and writes one

@@ -1,4 +1,4 @@
-"""The decision log: one JSON line per ``tools/call`` (SPEC §8), for audits.
+"""The decision log: one JSON line per ``tools/call`` (docs/how-to/observability.md), for audits.
 
 ``write`` only stamps the record and queues it; a writer thread hashes, redacts,
 serializes, appends and flushes each line, so the event loop never waits for the
