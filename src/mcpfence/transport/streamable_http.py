@@ -267,9 +267,12 @@ class StreamableHttpRoute:
 
     def _check_event(self, exchange: Exchange, event: sse.Event) -> sse.Event:
         data = event.data
-        if not data or event.name != "message":
+        if not data:
             return event
         try:
+            if event.name != "message":
+                # MCP messages travel only as ``message`` events; a lenient client may read others'.
+                raise JsonRpcError(jsonrpc.INVALID_REQUEST, f"an event named {event.name!r} carried data")
             message = jsonrpc.loads(data)
         except JsonRpcError as error:
             # Unchecked is never forwarded (a lenient client could read what we cannot).
