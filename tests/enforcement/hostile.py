@@ -20,7 +20,7 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 Asgi = Callable[[dict[str, Any], Any, Any], Any]
 
 
-def canned_upstream(content_type: bytes, bodies: Mapping[str, bytes]) -> Asgi:
+def canned_upstream(content_type: bytes, bodies: Mapping[str, bytes], status: int = 200) -> Asgi:
     """An ASGI app answering every POST to a path in ``bodies`` with that body, as is."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -30,7 +30,7 @@ def canned_upstream(content_type: bytes, bodies: Mapping[str, bytes]) -> Asgi:
             pass
         body = bodies[scope["path"]]
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     return app

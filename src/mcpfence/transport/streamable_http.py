@@ -167,18 +167,16 @@ class StreamableHttpRoute:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
                 await self._relay_post_stream(request, send, exchange, response)
-            elif kind == "application/json" and response.status < 400 and exchange.pending:
+            elif kind == "application/json" and (exchange.pending or response.status >= 400):
                 raw = await self.upstream.read(response)
                 await self._relay_json(send, exchange, response, raw, batch)
-            elif exchange.local and response.status == 202:
-                await self._reply_locally(send, exchange, batch)
-            elif exchange.pending and response.status < 300 and response.status != 202:
+            elif exchange.pending:
                 # A body we cannot check is not relayed: lenient clients may read it as an answer.
-                url, media = self.upstream.url, kind or "none"
-                raise UpstreamError(f"upstream {url} answered with Content-Type {media}, not JSON")
-            else:
-                raw = await self.upstream.read(response)
-                await send_response(send, response.status, raw, self._headers(response, exchange))
+                await self._refuse_answer(send, exchange, response, batch, "not JSON")
+            elif exchange.local:
+                await self._reply_locally(send, exchange, batch)
+            else:  # only notifications and answers went up: there is nothing to answer
+                await send_response(send, response.status, b"", self._headers(response, exchange))
         finally:
             response.release()
 
@@ -190,15 +188,53 @@ class StreamableHttpRoute:
         raw: bytes,
         batch: bool,
     ) -> None:
+        """Check a JSON answer, whatever its status; an error naming no request fails them all."""
         try:
             parsed = jsonrpc.loads(raw)
-        except JsonRpcError:
-            raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
-        answers = [self._answer(exchange, message) for message in _as_list(parsed)]
+        except JsonRpcError as error:
+            await self._refuse_answer(send, exchange, response, batch, f"not JSON ({error.message})")
+            return
+        answers, reason = [], ""
+        for message in _as_list(parsed):
+            if response.status >= 400 and self._unattributed_error(exchange, message):
+                reason = f"{self._status_words(response)}: {_error_text(message)}"
+                continue
+            answers.append(self._answer(exchange, message))
         answers.extend(exchange.local_answers())
-        answers.extend(self._unanswered(exchange))
+        if response.status >= 400 and not reason:
+            reason = self._status_words(response)
+        answers.extend(self._unanswered(exchange, reason))
+        if not answers:
+            await send_response(send, response.status, b"", self._headers(response, exchange))
+            return
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
+
+    async def _refuse_answer(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool, why: str
+    ) -> None:
+        """Answer every pending request with -32603 for a body mcpfence cannot check.
+
+        An error status stays the client's status (a 404 ends its session, a 429 keeps
+        its ``Retry-After``); a success status with an unreadable body is a bad gateway.
+        """
+        if response.status < 400:
+            media = media_type(response.headers.get("content-type", "")) or "none"
+            reason = f"upstream {self.upstream.url} answered with Content-Type {media}, {why}"
+            raise UpstreamError(reason)
+        error = UpstreamError(self._status_words(response), status=response.status)
+        kept = [header for header in self._headers(response, exchange) if header[0] != b"content-type"]
+        await self._fail(send, exchange, error, batch, [*JSON_HEADERS, *kept])
+
+    def _status_words(self, response: aiohttp.ClientResponse) -> str:
+        return f"upstream {self.upstream.url} answered HTTP {response.status}"
+
+    @staticmethod
+    def _unattributed_error(exchange: Exchange, message: Any) -> bool:
+        """An error answer whose id names none of this POST's requests (``null``, say)."""
+        if not isinstance(message, dict) or not jsonrpc.is_response(message) or "error" not in message:
+            return False
+        return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
 
     def _answer(self, exchange: Exchange, message: Any) -> Message:
         """Pass one upstream message through the pipeline, as an answer or on its own."""
@@ -225,11 +261,18 @@ class StreamableHttpRoute:
         exchange.pending.clear()
         return answers
 
-    async def _fail(self, send: Send, exchange: Exchange, error: UpstreamError, batch: bool) -> None:
+    async def _fail(
+        self,
+        send: Send,
+        exchange: Exchange,
+        error: UpstreamError,
+        batch: bool,
+        headers: RawHeaders | None = None,
+    ) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
         body = jsonrpc.dumps(answers if batch else answers[0])
-        headers = [*JSON_HEADERS, *exchange.response_headers]
+        headers = headers if headers is not None else [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
 
     # -- streams ------------------------------------------------------------
@@ -316,3 +359,9 @@ class StreamableHttpRoute:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _error_text(message: Message) -> str:
+    error = message["error"]
+    text = error.get("message") if isinstance(error, dict) else None
+    return text if isinstance(text, str) else "an error"
