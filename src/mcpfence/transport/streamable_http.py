@@ -37,6 +37,7 @@ from mcpfence.transport.http import (
     until_disconnect,
 )
 from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
+from mcpfence.transport.request_ids import InFlight, MemoryInFlight, cancellation, own_id, upstream_id
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence")
@@ -44,10 +45,15 @@ log = logging.getLogger("mcpfence")
 
 @dataclass
 class Exchange:
-    """The flows of one POST: which requests still await an answer from upstream."""
+    """The flows of one POST: which requests still await an answer from upstream.
+
+    ``pending`` is keyed by the id each request was given upstream, never the client's.
+    """
 
     context: Context
     pending: dict[Any, Flow] = field(default_factory=dict)
+    # Every upstream id given out for this POST, with the client's id: released at its end.
+    given: list[tuple[Any, str]] = field(default_factory=list)
     local: list[Flow] = field(default_factory=list)
     forward: list[Message] = field(default_factory=list)
     # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
@@ -71,6 +77,7 @@ class StreamableHttpRoute:
         max_body_bytes: int,
         guard: AccessGuard | None = None,
         schemas: ParamSchemas | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
@@ -78,6 +85,7 @@ class StreamableHttpRoute:
         self.max_body_bytes = max_body_bytes
         self.guard = guard or OPEN
         self.schemas = schemas
+        self.in_flight = in_flight or MemoryInFlight()
         # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
         self.closed = asyncio.Event()
 
@@ -115,6 +123,9 @@ class StreamableHttpRoute:
             await self._forward(request, send, exchange, jsonrpc.dumps(payload), batch, deadline)
         except UpstreamError as error:
             await self._fail(send, exchange, error, batch)
+        finally:
+            for own, given in exchange.given:
+                self.in_flight.discard(exchange.context.session_id, own, given)
 
     def _context(self, request: Request, protocol_version: str, client_id: str) -> Context:
         return Context(
@@ -128,9 +139,10 @@ class StreamableHttpRoute:
     def _start(self, request: Request, messages: list[Message], client_id: str) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
         exchange = Exchange(self._context(request, meta_version(messages), client_id))
+        session_id = exchange.context.session_id
         for message in messages:
             if not jsonrpc.is_request(message):
-                exchange.forward.append(message)
+                exchange.forward.append(cancellation(message, self.in_flight, session_id))
                 continue
             flow = Flow(exchange.context, message)
             self.pipeline.request(flow)
@@ -138,8 +150,12 @@ class StreamableHttpRoute:
                 self.pipeline.response(flow)
                 exchange.local.append(flow)
             else:
-                exchange.forward.append(flow.request)
-                exchange.pending[flow.request["id"]] = flow
+                own, given = flow.request["id"], upstream_id(flow.request["id"])
+                exchange.forward.append({**flow.request, "id": given})
+                exchange.pending[given] = flow
+                exchange.given.append((own, given))
+                if session_id:
+                    self.in_flight.add(session_id, own, given)
                 if not exchange.upstream_headers:
                     exchange.upstream_headers = flow.notes.get("upstream_headers", {})
         return exchange
@@ -237,14 +253,22 @@ class StreamableHttpRoute:
         return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
 
     def _answer(self, exchange: Exchange, message: Any) -> Message:
-        """Pass one upstream message through the pipeline, as an answer or on its own."""
+        """Pass one upstream message through the pipeline, as an answer or on its own.
+
+        An answer is matched by the id its request was given upstream, then takes the
+        client's id back; one to a request of another exchange (a resumed stream's) is
+        checked as a server message, under the client's id too.
+        """
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
         flow = exchange.pending.pop(answered, None) if answered is not None else None
         if flow is None:
+            own = own_id(answered)
+            if own is not None:
+                message = {**message, "id": own}
             return self.pipeline.server_message(exchange.context, message)
-        flow.response = message
+        flow.response = {**message, "id": flow.request["id"]}
         self.pipeline.response(flow)
         assert flow.response is not None
         return flow.response
