@@ -328,9 +328,16 @@ class StreamableHttpRoute:
             await sse.send_message(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
-        async for event in sse.read_events(response.content.iter_any()):
-            await sse.send_event(send, self._check_event(exchange, event))
+    async def _pump(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, idle: float | None = None
+    ) -> None:
+        """Relay each event, checked; TimeoutError once ``idle`` seconds pass without a message."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as quiet:
+            async for event in sse.read_events(response.content.iter_any()):
+                await sse.send_event(send, self._check_event(exchange, event))
+                if idle is not None and event.data:
+                    quiet.reschedule(loop.time() + idle)
 
     def _check_event(self, exchange: Exchange, event: sse.Event) -> sse.Event:
         data = event.data
@@ -351,7 +358,20 @@ class StreamableHttpRoute:
         return event.with_data(jsonrpc.dumps(checked).decode())
 
     async def relay(self, request: Request, send: Send, context: Context) -> None:
-        """Relay a GET or DELETE; a GET's server stream passes the pipeline per message."""
+        """Relay a GET or DELETE; a GET holds one of the upstream's stream slots while open."""
+        if request.method != "GET":
+            await self._relay(request, send, context)
+            return
+        try:
+            slot = self.upstream.streams.take(context.client_id or request.peer, context.session_id)
+        except JsonRpcError as error:
+            await send_jsonrpc_error(send, error)
+            return
+        with slot:
+            await self._relay(request, send, context)
+
+    async def _relay(self, request: Request, send: Send, context: Context) -> None:
+        """One GET or DELETE; a GET's server stream passes the pipeline per message."""
         headers = upstream_request_headers(request.headers, self.upstream.headers)
         try:
             response = await self.upstream.open(request.method, headers)
@@ -365,9 +385,10 @@ class StreamableHttpRoute:
                 await send_response(send, response.status, await self.upstream.read(response), out_headers)
                 return
             await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
-            # A server stream that ends badly just ends ours; the client reconnects.
-            with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError):
-                await until_disconnect(request, self._pump(send, exchange, response), self.closed)
+            # A server stream that ends badly, or idles, just ends ours; the client reconnects.
+            idle = self.upstream.streams.caps.idle_seconds
+            with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError, TimeoutError):
+                await until_disconnect(request, self._pump(send, exchange, response, idle), self.closed)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             response.release()
