@@ -2,7 +2,8 @@
 
 Whatever the status, each answer passes the route's pipeline: a tool list answered
 with 500 is filtered, a call answered with 502 gets its decision-log line, and a
-body that carries no JSON-RPC answer becomes a -32603 error for the request.
+body that carries no JSON-RPC answer becomes a -32603 error for the request. The
+body of an answer to a GET or DELETE is checked too, or not relayed.
 """
 
 from __future__ import annotations
@@ -69,3 +70,9 @@ def test_a_call_answered_with_an_error_page_has_its_decision_log_line(proxy: Pro
     httpx.post(proxy.url("/logged/mcp"), json=CALL, headers=MCP_HEADERS, timeout=10)
     logged = _logged(proxy, "logged")
     assert [(line["tool"], line["decision"]) for line in logged] == [("list_contacts", "allow")]
+
+
+def test_a_get_answered_with_a_json_body_relays_it_checked(proxy: Proxy) -> None:
+    response = httpx.get(proxy.url("/json/mcp"), headers={"accept": "text/event-stream"}, timeout=10)
+    assert response.status_code == 500
+    assert "delete_contact" not in response.text

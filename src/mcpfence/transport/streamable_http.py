@@ -180,21 +180,31 @@ class StreamableHttpRoute:
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
         try:
-            kind = media_type(response.headers.get("content-type", ""))
-            if kind == "text/event-stream":
+            if media_type(response.headers.get("content-type", "")) == "text/event-stream":
                 await self._relay_post_stream(request, send, exchange, response)
-            elif kind == "application/json" and (exchange.pending or response.status >= 400):
-                raw = await self.upstream.read(response)
-                await self._relay_json(send, exchange, response, raw, batch)
-            elif exchange.pending:
-                # A body we cannot check is not relayed: lenient clients may read it as an answer.
-                await self._refuse_answer(send, exchange, response, batch, "not JSON")
-            elif exchange.local:
-                await self._reply_locally(send, exchange, batch)
-            else:  # only notifications and answers went up: there is nothing to answer
-                await send_response(send, response.status, b"", self._headers(response, exchange))
+            else:
+                await self._relay_body(send, exchange, response, batch)
         finally:
             response.release()
+
+    async def _relay_body(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool
+    ) -> None:
+        """Answer with a whole upstream body, checked; whatever cannot be checked is not relayed."""
+        kind = media_type(response.headers.get("content-type", ""))
+        if kind == "application/json" and (exchange.pending or response.status >= 400):
+            raw = await self.upstream.read(response)
+            await self._relay_json(send, exchange, response, raw, batch)
+        elif exchange.pending:
+            # A body we cannot check is not relayed: lenient clients may read it as an answer.
+            await self._refuse_answer(send, exchange, response, batch, "not JSON")
+        elif exchange.local:
+            await self._reply_locally(send, exchange, batch)
+        else:  # nothing to answer (notifications went up, or a GET or DELETE): the status alone
+            await self._send_status(send, exchange, response)
+
+    async def _send_status(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
+        await send_response(send, response.status, b"", self._headers(response, exchange, body=False))
 
     async def _relay_json(
         self,
@@ -221,7 +231,7 @@ class StreamableHttpRoute:
             reason = self._status_words(response)
         answers.extend(self._unanswered(exchange, reason))
         if not answers:
-            await send_response(send, response.status, b"", self._headers(response, exchange))
+            await self._send_status(send, exchange, response)
             return
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
@@ -234,13 +244,16 @@ class StreamableHttpRoute:
         An error status stays the client's status (a 404 ends its session, a 429 keeps
         its ``Retry-After``); a success status with an unreadable body is a bad gateway.
         """
+        if not exchange.pending:
+            await self._send_status(send, exchange, response)
+            return
         if response.status < 400:
             media = media_type(response.headers.get("content-type", "")) or "none"
             reason = f"upstream {self.upstream.url} answered with Content-Type {media}, {why}"
             raise UpstreamError(reason)
         error = UpstreamError(self._status_words(response), status=response.status)
-        kept = [header for header in self._headers(response, exchange) if header[0] != b"content-type"]
-        await self._fail(send, exchange, error, batch, [*JSON_HEADERS, *kept])
+        headers = [*JSON_HEADERS, *self._headers(response, exchange, body=False)]
+        await self._fail(send, exchange, error, batch, headers)
 
     def _status_words(self, response: aiohttp.ClientResponse) -> str:
         return f"upstream {self.upstream.url} answered HTTP {response.status}"
@@ -380,11 +393,14 @@ class StreamableHttpRoute:
             return
         try:
             exchange = Exchange(context)
-            out_headers = self._headers(response, exchange)
             if media_type(response.headers.get("content-type", "")) != "text/event-stream":
-                await send_response(send, response.status, await self.upstream.read(response), out_headers)
+                try:
+                    await self._relay_body(send, exchange, response, batch=False)
+                except UpstreamError as error:
+                    await send_jsonrpc_error(send, error)
                 return
-            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": self._headers(response, exchange)})
             # A server stream that ends badly, or idles, just ends ours; the client reconnects.
             idle = self.upstream.streams.caps.idle_seconds
             with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError, TimeoutError):
@@ -394,12 +410,20 @@ class StreamableHttpRoute:
             response.release()
 
     @staticmethod
-    def _headers(response: aiohttp.ClientResponse, exchange: Exchange) -> list[tuple[bytes, bytes]]:
-        """The client's response headers: the upstream's, rate-limit ones normalized on a 429."""
+    def _headers(
+        response: aiohttp.ClientResponse, exchange: Exchange, body: bool = True
+    ) -> list[tuple[bytes, bytes]]:
+        """The client's response headers: the upstream's, rate-limit ones normalized on a 429.
+
+        ``body=False``: without the upstream's ``Content-Type``, for a body mcpfence wrote.
+        """
         upstream: Mapping[str, str] = response.headers
         if response.status == 429:
             upstream = normalize_upstream_headers(response.headers)
-        return [*downstream_response_headers(upstream.items()), *exchange.response_headers]
+        headers = downstream_response_headers(upstream.items())
+        if not body:
+            headers = [header for header in headers if header[0] != b"content-type"]
+        return [*headers, *exchange.response_headers]
 
 
 def _as_list(value: Any) -> list[Any]:
