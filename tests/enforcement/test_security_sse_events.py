@@ -40,26 +40,18 @@ def _listed(proxy: Proxy, path: str) -> str:
     return list_tools(proxy, path).text
 
 
-def test_an_event_is_named_by_its_last_event_line(proxy: Proxy) -> None:
-    listed = _listed(proxy, "/renamed/mcp")
-    assert "list_contacts" in listed
-    assert "delete_contact" not in listed
+# Each stream carries the tool list as clients read it: it reaches them filtered.
+READ_AS_CLIENTS_DO = {
+    "an event is named by its last event line": "/renamed/mcp",
+    "an event named by an empty line is a message": "/unnamed/mcp",
+    "a byte-order mark opening the stream is skipped": "/bom/mcp",
+    "an event ended by CR CR at the end of the stream is read": "/crcr/mcp",
+}
 
 
-def test_an_event_named_by_an_empty_line_is_a_message(proxy: Proxy) -> None:
-    listed = _listed(proxy, "/unnamed/mcp")
-    assert "list_contacts" in listed
-    assert "delete_contact" not in listed
-
-
-def test_a_byte_order_mark_opening_the_stream_is_skipped(proxy: Proxy) -> None:
-    listed = _listed(proxy, "/bom/mcp")
-    assert "list_contacts" in listed
-    assert "delete_contact" not in listed
-
-
-def test_an_event_ended_by_cr_cr_at_the_end_of_the_stream_is_read(proxy: Proxy) -> None:
-    listed = _listed(proxy, "/crcr/mcp")
+@pytest.mark.parametrize("path", READ_AS_CLIENTS_DO.values(), ids=READ_AS_CLIENTS_DO.keys())
+def test_a_tool_list_read_as_clients_read_it_is_filtered(proxy: Proxy, path: str) -> None:
+    listed = _listed(proxy, path)
     assert "list_contacts" in listed
     assert "delete_contact" not in listed
 
