@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.protocol.clients import MCP_HEADERS, SESSION_ID, response_message
+from tests.protocol.upstream import MemoryEventStore
 from tests.servers import Proxy, run_proxy, serve_asgi
 from tests.transports.conftest import stdio_upstream
 from tests.transports.upstream import build_server
@@ -34,13 +35,17 @@ def _route(name: str, upstream: dict[str, Any], **limits: Any) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    with serve_asgi(build_server().streamable_http_app()) as base:
+    with (
+        serve_asgi(build_server().streamable_http_app()) as base,
+        serve_asgi(build_server().streamable_http_app(event_store=MemoryEventStore())) as resumable,
+    ):
         http = {"url": base + "/mcp", "timeout_seconds": 10}
         routes = [
             _route("pool", http, connections=3, streams=2, streams_per_client=5),
             _route("client", http, streams_per_client=1),
             _route("idle", http, stream_idle_seconds=0.2),
             _route("children", stdio_upstream(), sessions=2),
+            _route("resumable", {"url": resumable + "/mcp", "timeout_seconds": 10}),
         ]
         with run_proxy({"routes": routes}, Path(tmp_path_factory.mktemp("limits"))) as running:
             yield running
@@ -109,6 +114,28 @@ async def test_a_second_stream_on_one_session_is_refused(proxy: Proxy) -> None:
         async with _listening(client, url, headers) as held, _listening(client, url, headers) as refused:
             assert held.status_code == 200
             assert refused.status_code == 409
+
+
+async def test_resuming_a_stream_is_not_a_second_stream_of_the_session(proxy: Proxy) -> None:
+    url = proxy.url("/resumable/mcp")
+    async with httpx.AsyncClient(timeout=10) as client:
+        headers = await _session(client, url)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": "hi"}},
+        }
+        answered = await client.post(url, json=body, headers=headers)
+        priming = next(line[4:] for line in answered.text.splitlines() if line.startswith("id: "))
+        async with _listening(client, url, headers) as held:
+            assert held.status_code == 200
+            async with _listening(client, url, {**headers, "last-event-id": priming}) as resumed:
+                assert resumed.status_code == 200
+                with anyio.fail_after(10):
+                    async for chunk in resumed.aiter_text():
+                        if '"hi"' in chunk:
+                            break
 
 
 async def test_an_idle_stream_is_ended(proxy: Proxy) -> None:

@@ -375,8 +375,10 @@ class StreamableHttpRoute:
         if request.method != "GET":
             await self._relay(request, send, context)
             return
+        # A resumption (Last-Event-ID) replays one stream's events: it is no second stream of the session.
+        session = "" if "last-event-id" in request.headers else context.session_id
         try:
-            slot = self.upstream.streams.take(context.client_id or request.peer, context.session_id)
+            slot = self.upstream.streams.take(context.client_id or request.peer, session)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
