@@ -20,11 +20,14 @@ import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from tests.protocol.clients import MCP_HEADERS, SESSION_ID, response_message
+from tests.protocol.clients import (
+    MCP_HEADERS,
+    open_raw_session,
+    response_message,
+    session_headers,
+)
 from tests.servers import Proxy, run_proxy, serve_asgi
 
-VERSION = "2025-11-25"
-HEADERS = {**MCP_HEADERS, "mcp-protocol-version": VERSION}
 pytestmark = pytest.mark.anyio
 
 
@@ -78,15 +81,6 @@ def proxy(gates: Gates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
             yield running
 
 
-async def _session(client: httpx.AsyncClient, url: str) -> dict[str, str]:
-    hello = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
-    opened = await client.post(url, json=body, headers=HEADERS)
-    headers = {**HEADERS, SESSION_ID: opened.headers[SESSION_ID]}
-    await client.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
-    return headers
-
-
 async def _started(event: threading.Event) -> None:
     with anyio.fail_after(10):
         while not event.is_set():
@@ -106,8 +100,8 @@ async def test_concurrent_calls_under_one_id_each_get_their_own_answer(
         body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
         answers[name] = response_message(await client.post(url, json=body, headers=headers))
 
-    async with httpx.AsyncClient(timeout=20) as client:
-        headers = await _session(client, url)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=20) as client:
+        headers = session_headers(await open_raw_session(client, url))
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(call, client, headers, "a", 7)
             await _started(gates.started["a"])
@@ -131,8 +125,8 @@ async def test_a_cancellation_naming_the_clients_id_cancels_the_relayed_request(
     url = proxy.url("/gates/mcp")
     call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "wait_for_cancel"}}
     cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
-    async with httpx.AsyncClient(timeout=20) as client:
-        headers = await _session(client, url)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=20) as client:
+        headers = session_headers(await open_raw_session(client, url))
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(functools.partial(client.post, url, json=call, headers=headers))
             await _started(gates.started["a"])

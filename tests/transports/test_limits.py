@@ -17,16 +17,19 @@ import anyio
 import httpx
 import pytest
 
-from tests.protocol.clients import MCP_HEADERS, SESSION_ID, response_message
+from tests.protocol.clients import (
+    MCP_HEADERS,
+    initialize_request,
+    open_raw_session,
+    response_message,
+    session_headers,
+)
 from tests.protocol.upstream import MemoryEventStore
 from tests.servers import Proxy, run_proxy, serve_asgi
 from tests.transports.conftest import stdio_upstream
 from tests.transports.upstream import build_server
 
 pytestmark = pytest.mark.anyio
-
-VERSION = "2025-11-25"
-HEADERS = {**MCP_HEADERS, "mcp-protocol-version": VERSION}
 
 
 def _route(name: str, upstream: dict[str, Any], **limits: Any) -> dict[str, Any]:
@@ -51,19 +54,6 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             yield running
 
 
-async def _initialize(client: httpx.AsyncClient, url: str) -> httpx.Response:
-    hello = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
-    return await client.post(url, json=body, headers=HEADERS)
-
-
-async def _session(client: httpx.AsyncClient, url: str) -> dict[str, str]:
-    opened = await _initialize(client, url)
-    headers = {**HEADERS, SESSION_ID: opened.headers[SESSION_ID]}
-    await client.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
-    return headers
-
-
 @asynccontextmanager
 async def _listening(
     client: httpx.AsyncClient, url: str, headers: dict[str, str]
@@ -73,44 +63,53 @@ async def _listening(
         yield response
 
 
-async def _call(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
+async def _echo(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
+    """A tools/call of ``echo``, whose answer says "hi"."""
     body = {
         "jsonrpc": "2.0",
         "id": 2,
         "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": "hi"}},
     }
-    return response_message(await client.post(url, json=body, headers=headers))
+    return await client.post(url, json=body, headers=headers)
 
 
 async def test_streams_past_the_routes_cap_are_refused_and_posts_still_get_a_connection(proxy: Proxy) -> None:
     url = proxy.url("/pool/mcp")
-    async with httpx.AsyncClient(timeout=10) as client, AsyncExitStack() as streams:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client, AsyncExitStack() as streams:
         for _ in range(2):
-            held = await streams.enter_async_context(_listening(client, url, await _session(client, url)))
+            held = await streams.enter_async_context(
+                _listening(client, url, session_headers(await open_raw_session(client, url)))
+            )
             assert held.status_code == 200
-        async with _listening(client, url, await _session(client, url)) as refused:
+        async with _listening(client, url, session_headers(await open_raw_session(client, url))) as refused:
             assert refused.status_code == 503
             assert "retry-after" in refused.headers
-        headers = await _session(client, url)  # a new session, and a call, while the streams stay open
-        assert (await _call(client, url, headers))["result"]["content"][0]["text"] == "hi"
+        headers = session_headers(
+            await open_raw_session(client, url)
+        )  # a new session, and a call, while the streams stay open
+        assert response_message(await _echo(client, url, headers))["result"]["content"][0]["text"] == "hi"
 
 
 async def test_a_client_past_its_stream_cap_is_refused(proxy: Proxy) -> None:
     url = proxy.url("/client/mcp")
-    async with httpx.AsyncClient(timeout=10) as client:
-        async with _listening(client, url, await _session(client, url)) as held:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client:
+        async with _listening(client, url, session_headers(await open_raw_session(client, url))) as held:
             assert held.status_code == 200
-            async with _listening(client, url, await _session(client, url)) as refused:
+            async with _listening(
+                client, url, session_headers(await open_raw_session(client, url))
+            ) as refused:
                 assert refused.status_code == 429
-        async with _listening(client, url, await _session(client, url)) as again:  # the slot came back
+        async with _listening(
+            client, url, session_headers(await open_raw_session(client, url))
+        ) as again:  # the slot came back
             assert again.status_code == 200
 
 
 async def test_a_second_stream_on_one_session_is_refused(proxy: Proxy) -> None:
     url = proxy.url("/pool/mcp")
-    async with httpx.AsyncClient(timeout=10) as client:
-        headers = await _session(client, url)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client:
+        headers = session_headers(await open_raw_session(client, url))
         async with _listening(client, url, headers) as held, _listening(client, url, headers) as refused:
             assert held.status_code == 200
             assert refused.status_code == 409
@@ -118,15 +117,9 @@ async def test_a_second_stream_on_one_session_is_refused(proxy: Proxy) -> None:
 
 async def test_resuming_a_stream_is_not_a_second_stream_of_the_session(proxy: Proxy) -> None:
     url = proxy.url("/resumable/mcp")
-    async with httpx.AsyncClient(timeout=10) as client:
-        headers = await _session(client, url)
-        body = {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "echo", "arguments": {"message": "hi"}},
-        }
-        answered = await client.post(url, json=body, headers=headers)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client:
+        headers = session_headers(await open_raw_session(client, url))
+        answered = await _echo(client, url, headers)
         priming = next(line[4:] for line in answered.text.splitlines() if line.startswith("id: "))
         async with _listening(client, url, headers) as held:
             assert held.status_code == 200
@@ -140,8 +133,8 @@ async def test_resuming_a_stream_is_not_a_second_stream_of_the_session(proxy: Pr
 
 async def test_an_idle_stream_is_ended(proxy: Proxy) -> None:
     url = proxy.url("/idle/mcp")
-    async with httpx.AsyncClient(timeout=10) as client:
-        headers = await _session(client, url)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client:
+        headers = session_headers(await open_raw_session(client, url))
         async with _listening(client, url, headers) as stream:
             assert stream.status_code == 200
             with anyio.fail_after(10):
@@ -151,11 +144,11 @@ async def test_an_idle_stream_is_ended(proxy: Proxy) -> None:
 
 async def test_sessions_that_start_children_are_capped_per_route(proxy: Proxy) -> None:
     url = proxy.url("/children/mcp")
-    async with httpx.AsyncClient(timeout=10) as client:
-        first = await _session(client, url)
-        await _session(client, url)
-        refused = await _initialize(client, url)
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as client:
+        first = session_headers(await open_raw_session(client, url))
+        session_headers(await open_raw_session(client, url))
+        refused = await client.post(url, json=initialize_request())
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == -32603
         await client.delete(url, headers=first)
-        assert (await _initialize(client, url)).status_code == 200
+        assert (await client.post(url, json=initialize_request())).status_code == 200
