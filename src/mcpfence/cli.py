@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--tool", required=True)
     explain.add_argument("--args", required=True, help="the call's arguments as a JSON object")
     explain.add_argument("--json", action="store_true", help="print one JSON object")
+    explain.add_argument(
+        "--input-schema", help="the tool's inputSchema as JSON: also run the built-in argument check"
+    )
     for command, handler in (
         (serve, _serve), (demo, _demo), (check, _check), (test, _test), (explain, _explain)
     ):
@@ -83,7 +86,9 @@ def _test(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from mcpfence.policy import commands
 
-    return commands.explain(args.config, args.route, args.tool, args.args, args.json, sys.stdout)
+    return commands.explain(
+        args.config, args.route, args.tool, args.args, args.json, sys.stdout, args.input_schema
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,6 +124,8 @@ class RouteConfig(_Strict):
     expose: ExposeConfig | None = None
     rate_limit: RateLimitConfig | None = None
     limits: LimitsConfig = LimitsConfig()
+    # The built-in check of every call's arguments against the tool's inputSchema.
+    input_schema: Literal["enforce", "audit", "off"] = "enforce"
 
 
 class Config(_Strict):

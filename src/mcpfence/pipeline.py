@@ -71,7 +71,10 @@ class Flow:
 
 
 class Addon(Protocol):
-    """A pipeline stage. Hooks are synchronous: they run on every call."""
+    """A pipeline stage. Hooks are synchronous: they run on every call. ``prepare``
+    is the one exception: it may await what the others will need (a tool list)."""
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None: ...
 
     def request(self, flow: Flow) -> None: ...
 
@@ -82,6 +85,9 @@ class Addon(Protocol):
 
 class BaseAddon:
     """Hooks that do nothing, so an addon defines only what it needs."""
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
+        return None
 
     def request(self, flow: Flow) -> None:
         return None
@@ -103,6 +109,19 @@ class Pipeline:
     def __init__(self, addons: Sequence[Addon] = ()) -> None:
         self.addons = list(addons)
         self._reversed = list(reversed(self.addons))
+        self._preparing = [a for a in self.addons if type(a).prepare is not BaseAddon.prepare]
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
+        """Before a POST's requests pass :meth:`request`: let addons fetch what they need.
+
+        A failure here is logged and forwards nothing: the request hooks then decide
+        with what is known, and refuse what they cannot check.
+        """
+        for addon in self._preparing:
+            try:
+                await addon.prepare(context, messages)
+            except Exception:
+                log.exception("route %s: preparing to check a request failed", context.route)
 
     def request(self, flow: Flow) -> None:
         """Run the request hooks; an addon that fails refuses the request (fail closed)."""

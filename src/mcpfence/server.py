@@ -30,14 +30,16 @@ from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
+from mcpfence.listing import SelfListing
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy.reload import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
-from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
+from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
 from mcpfence.transport.limits import StreamCaps
+from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
 from mcpfence.yamlsource import SourceError
@@ -68,6 +70,7 @@ class Proxy:
         admin = config.server.admin_port is not None
         self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
         self.upstreams: dict[str, Upstream] = {}
+        self._listings: dict[str, SelfListing] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -90,7 +93,7 @@ class Proxy:
         guard = self._guard(route, None)  # one guard: the relay and the bridge share its buckets
         relays = upstream is not None and route.upstream.kind == "streamable-http"
         relay = self._route(route, guard=guard) if relays else None
-        pipeline = CacheScopedPipeline(self._addons(route.expose))
+        pipeline = CacheScopedPipeline(self._addons(route, route.expose))
         max_body = self.config.server.max_body_bytes
         schemas = partial(self.catalog.param_schema, route.name)
         endpoints = build_endpoints(
@@ -129,7 +132,7 @@ class Proxy:
         return StreamableHttpRoute(
             route.name,
             upstream,
-            CacheScopedPipeline(self._addons(expose)),
+            CacheScopedPipeline(self._addons(route, expose)),
             self.config.server.max_body_bytes,
             guard,
             partial(self.catalog.param_schema, route.name),
@@ -144,7 +147,20 @@ class Proxy:
         name = token_route.name if token_route is not None else route.name
         return AccessGuard(name, api_tokens, limit)
 
-    def _addons(self, expose: ExposeConfig | None) -> list[Addon]:
+    def _listing(self, route: RouteConfig) -> SelfListing:
+        """The route's own tools/list, shared by its relay, hosted sessions and token routes."""
+        listing = self._listings.get(route.name)
+        if listing is None:
+            upstream = self._upstream(route) if route.upstream.url is not None else None
+
+            def connect(stateless: str | None) -> Link:
+                return upstream_link(route, upstream, self.config.base_dir, stateless)
+
+            listing = SelfListing(route.name, self.catalog, connect, route.upstream.timeout_seconds)
+            self._listings[route.name] = listing
+        return listing
+
+    def _addons(self, route: RouteConfig, expose: ExposeConfig | None) -> list[Addon]:
         """The pipeline of one route, outermost first (see pipeline.py)."""
         addons: list[Addon] = []
         # Telemetry that records nothing costs nothing: its addons are left out.
@@ -153,7 +169,8 @@ class Proxy:
         if expose is not None:
             exposure = Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
             addons.append(ExposureAddon(exposure, self.catalog))
-        addons.append(PolicyAddon(self.policies, self.catalog, self.memory))
+        listing = self._listing(route) if route.input_schema != "off" else None
+        addons.append(PolicyAddon(self.policies, self.catalog, self.memory, route.input_schema, listing))
         if self.telemetry.tracing:
             addons.append(UpstreamTraceAddon())
         return addons

@@ -74,3 +74,16 @@ def test_an_unknown_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as caught:
         load_config(path, env={})
     assert "routes.0.limits.stream: unknown key" in str(caught.value)
+
+
+def test_input_schema_defaults_to_enforce(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes:\n  - {name: a, path: /a, upstream: {url: 'http://127.0.0.1:1/mcp'}}\n")
+    assert load_config(path).routes[0].input_schema == "enforce"
+
+
+def test_an_unknown_input_schema_mode_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes:\n  - {name: a, path: /a, input_schema: strict,\n"
+                           "     upstream: {url: 'http://127.0.0.1:1/mcp'}}\n")
+    with pytest.raises(SourceError) as caught:
+        load_config(path)
+    assert "routes.0.input_schema" in str(caught.value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from mcpfence import jsonrpc
 from mcpfence.pipeline import BaseAddon, Context, Flow, Pipeline
 
@@ -69,3 +72,17 @@ def test_an_addon_that_fails_on_an_answer_turns_it_into_an_error_and_the_rest_st
     Pipeline([Recording("outer", seen), Failing()]).response(flow)
     assert flow.response["error"]["code"] == jsonrpc.INTERNAL_ERROR
     assert seen == ["response outer"]
+
+
+class FailingPreparation(BaseAddon):
+    async def prepare(self, context: Context, messages: Sequence[jsonrpc.Message]) -> None:
+        raise RuntimeError("boom")
+
+
+def test_a_failing_preparation_is_contained_and_the_request_hooks_still_decide() -> None:
+    seen: list[str] = []
+    pipeline = Pipeline([FailingPreparation(), Recording("a", seen)])
+    flow = new_flow()
+    asyncio.run(pipeline.prepare(flow.context, [flow.request]))
+    pipeline.request(flow)
+    assert seen == ["request a"]

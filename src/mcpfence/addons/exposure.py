@@ -49,7 +49,8 @@ class ExposureAddon(BaseAddon):
         )
         flow.notes["decision"] = decision
         flow.notes["tool"] = name
-        flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
+        result = denial_result(decision, flow.context.protocol_version)
+        flow.reply(jsonrpc.result_response(flow.request["id"], result))
 
     def response(self, flow: Flow) -> None:
         if flow.method == "tools/list" and flow.response is not None:

@@ -1,14 +1,17 @@
 """The policy addon: decides every ``tools/call`` and annotates every ``tools/list``.
 
-Requests: the call's arguments go to the loaded :class:`PolicySet`; a denial is
-answered locally as a readable tool error, a mutation replaces the arguments
-that are forwarded. Responses: tool lists get each policy's guidance appended
-to the tool's description (and teach the catalog the tools' annotations);
+Requests: the call's arguments go to the loaded :class:`PolicySet`, with the
+tool's input schema for the built-in argument check; a denial is answered
+locally as a readable tool error, a mutation replaces the arguments that are
+forwarded. Responses: tool lists get each policy's guidance appended to the
+tool's description (and teach the catalog the tools' annotations and schemas);
 tool results are remembered in the session (``session.calls``, opaque tokens).
+``notifications/tools/list_changed`` makes the catalog forget what it was told.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -16,11 +19,22 @@ from mcp.shared.inbound import mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.catalog import ToolCatalog
-from mcpfence.pipeline import BaseAddon, Flow
+from mcpfence.jsonrpc import Message
+from mcpfence.listing import SelfListing
+from mcpfence.pipeline import BaseAddon, Context, Flow
 from mcpfence.policy import PolicySet, ToolCall, denial_result
+from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.opaque import harvest
 from mcpfence.session import SessionMemory, SessionState
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
+from mcpfence.transport.messages import MODERN_VERSIONS
+
+LIST_CHANGED = "notifications/tools/list_changed"
+
+
+def _session(context: Context) -> str:
+    """Whose listing applies: the session's, else the client's (stateless), else the route's."""
+    return context.session_id or context.client_id
 
 
 class PolicyHolder:
@@ -33,10 +47,27 @@ class PolicyHolder:
 class PolicyAddon(BaseAddon):
     """Applies the policy set in force to one route's traffic (see the module docstring)."""
 
-    def __init__(self, holder: PolicyHolder, catalog: ToolCatalog, memory: SessionMemory) -> None:
+    def __init__(
+        self,
+        holder: PolicyHolder,
+        catalog: ToolCatalog,
+        memory: SessionMemory,
+        input_schema: SchemaMode = "off",
+        listing: SelfListing | None = None,
+    ) -> None:
         self.holder = holder
         self.catalog = catalog
         self.memory = memory
+        self.input_schema = input_schema
+        # Lists the upstream's tools when a call comes before any relayed tools/list.
+        self.listing = listing
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
+        if self.listing is None or self.input_schema == "off":
+            return
+        if any(m.get("method") == "tools/call" for m in messages):
+            stateless = context.protocol_version in MODERN_VERSIONS and not context.session_id
+            await self.listing.ensure(_session(context), context.protocol_version if stateless else None)
 
     def request(self, flow: Flow) -> None:
         if flow.method != "tools/call":
@@ -50,15 +81,19 @@ class PolicyAddon(BaseAddon):
         context = flow.context
         state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
         flow.notes["session"] = state  # the answer is remembered in the same session
+        checked = self.input_schema != "off"
+        session = _session(context)
         call = ToolCall(
             route=context.route,
             tool=name,
             args=args,
-            annotations=self.catalog.annotations(context.route, name),
+            annotations=self.catalog.annotations(context.route, name, session),
             session_id=context.session_id or context.client_id,
             session_calls=state.calls,
             client_id=context.client_id,
             known_tokens=state.tokens,
+            input_schema=self.catalog.input_schema(context.route, name, session) if checked else None,
+            schema_mode=self.input_schema,
         )
         span = flow.notes.get("span")
         with span.policy_span() if span is not None else nullcontext():
@@ -66,7 +101,8 @@ class PolicyAddon(BaseAddon):
         flow.notes["decision"] = decision
         flow.notes["tool"] = name
         if decision.decision == "deny":
-            flow.reply(jsonrpc.result_response(flow.request["id"], denial_result(decision)))
+            result = denial_result(decision, flow.context.protocol_version)
+            flow.reply(jsonrpc.result_response(flow.request["id"], result))
         elif decision.decision != "allow" and decision.args != args:
             flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)
@@ -88,6 +124,11 @@ class PolicyAddon(BaseAddon):
         fresh = {k.lower(): v for k, v in mcp_param_headers(mirrored, args).items()}
         flow.context.headers = {**kept, **fresh}
 
+    def server_message(self, context: Context, message: Message) -> Message:
+        if message.get("method") == LIST_CHANGED:
+            self.catalog.forget(context.route, _session(context))
+        return message
+
     def response(self, flow: Flow) -> None:
         result = (flow.response or {}).get("result")
         if not isinstance(result, dict):
@@ -102,7 +143,7 @@ class PolicyAddon(BaseAddon):
         if not isinstance(tools, list):
             return
         route = flow.context.route
-        self.catalog.learn(route, tools)
+        self.catalog.learn(route, tools, _session(flow.context), page=bool(flow.params.get("cursor")))
         policies = self.holder.current
         annotated = []
         for tool in tools:

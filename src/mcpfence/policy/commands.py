@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mcpfence.config import load_config
+from mcpfence.policy.argschema import SchemaMode, schema_check
 from mcpfence.policy.decision import Decision, ToolCall
 from mcpfence.policy.loader import load_policy_set, policy_files, read_documents
 from mcpfence.policy.models import PolicyTest
@@ -107,19 +108,40 @@ def test(paths: list[Path], out: TextIO) -> int:
     return 0 if entries and not failed and not problems else 1
 
 
-def explain(
-    config_path: Path, route: str, tool: str, args_json: str, as_json: bool, out: TextIO
-) -> int:
-    """Decide one call with the config's policies, without forwarding it."""
+def _json_object(text: str | None) -> dict[str, Any] | None:
     try:
-        args = json.loads(args_json)
+        value = json.loads(text) if text is not None else None
     except json.JSONDecodeError:
-        args = None
-    if not isinstance(args, dict):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def explain(
+    config_path: Path,
+    route: str,
+    tool: str,
+    args_json: str,
+    as_json: bool,
+    out: TextIO,
+    input_schema_json: str | None = None,
+) -> int:
+    """Decide one call with the config's policies, without forwarding it.
+
+    With ``input_schema_json`` (the tool's inputSchema) the built-in argument check
+    runs too, in the route's ``input_schema`` mode (``enforce`` for an unknown route).
+    """
+    args = _json_object(args_json)
+    if args is None:
         print("error: --args must be a JSON object, for example '{\"id\": \"1\"}'", file=out)
         return 2
-    policies = load_policy_set(load_config(config_path).policy_paths)
-    decision = policies.decide(ToolCall(route=route, tool=tool, args=args))
+    schema = _json_object(input_schema_json)
+    if input_schema_json is not None and schema is None:
+        print("error: --input-schema must be a JSON object (the tool's inputSchema)", file=out)
+        return 2
+    config = load_config(config_path)
+    policies = load_policy_set(config.policy_paths)
+    mode: SchemaMode = next((r.input_schema for r in config.routes if r.name == route), "enforce")
+    decision = policies.decide(ToolCall(route=route, tool=tool, args=args, **schema_check(schema, mode)))
     if as_json:
         print(json.dumps(decision.as_dict(), indent=2), file=out)
     else:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from mcpfence.policy.argschema import InputSchema, SchemaMode
+
 DecisionKind = Literal["allow", "mutate", "deny", "audit"]
 Action = Literal["enforce", "audit"]
 
@@ -25,6 +27,10 @@ class ToolCall:
     # Opaque strings seen in earlier tool results (SPEC §4). Pass a
     # :class:`~mcpfence.policy.opaque.TokenMemory` to reuse its index across calls.
     known_tokens: Collection[str] = ()
+    # The built-in argument check (see argschema.py): the tool's compiled inputSchema
+    # (None: unknown) and whether a mismatch denies, is audited, or is not checked.
+    input_schema: InputSchema | None = None
+    schema_mode: SchemaMode = "off"
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,17 @@ class Decision:
         }
 
 
-def denial_result(decision: Decision) -> dict[str, Any]:
+# Protocol revisions whose results say what they are (``resultType``).
+TYPED_RESULT_VERSIONS = frozenset({"2026-07-28"})
+
+
+def denial_result(decision: Decision, protocol_version: str = "") -> dict[str, Any]:
     """The tool result a denied call is answered with (SPEC §3), readable by the model."""
     blocking = decision.blocking
     text = "\n".join(f"Blocked by policy {v.policy}: {v.message}" for v in blocking)
+    typed = {"resultType": "complete"} if protocol_version in TYPED_RESULT_VERSIONS else {}
     return {
+        **typed,
         "isError": True,
         "content": [{"type": "text", "text": text}],
         "_meta": {

@@ -9,8 +9,9 @@ from functools import lru_cache
 from typing import Any
 
 from mcpfence.jsonrpc import canonical
+from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
-from mcpfence.policy.decision import Decision, DecisionKind, Mutation, ToolCall, Violation
+from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
 from mcpfence.policy.opaque import TokenMemory, as_memory
 from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
@@ -77,7 +78,12 @@ class _CallState:
         if value is None:
             call = self.call
             if name == "tool":
-                value = {"name": call.tool, "annotations": dict(call.annotations)}
+                schema = call.input_schema
+                value = {
+                    "name": call.tool,
+                    "annotations": dict(call.annotations),
+                    "inputSchema": dict(schema.schema) if schema is not None else {},
+                }
             elif name == "route":
                 value = {"name": call.route}
             elif name == "session":
@@ -189,10 +195,14 @@ class PolicySet:
         return self._opaque_patterns
 
     def decide(self, call: ToolCall) -> Decision:
-        """All mutations first, then validations and opaque checks, so those judge what is forwarded."""
+        """All mutations first, then the argument schema, then validations and opaque
+        checks, so every check judges what is forwarded."""
         candidates = self.candidates(call.route, call.tool)
-        if not candidates:
-            return Decision("allow", call.args)
+        if not candidates:  # the common case, kept cheap: at most the schema check
+            checked: list[Violation] = []
+            if call.schema_mode == "off" or not _check_schema(call, call.args, checked):
+                return Decision("audit" if checked else "allow", call.args, tuple(checked))
+            return Decision("deny", call.args, tuple(checked))
         size = len(canonical(call.args))
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
@@ -215,6 +225,8 @@ class PolicySet:
                 matched.append(policy.name)
                 selected.append(scope)
                 _mutate(scope, mutations, violations)
+        if call.schema_mode != "off" and _check_schema(call, state.args, violations):
+            selected = []  # refused for its shape: rules written for the typed value would only add noise
         for scope in selected:
             _validate(scope, violations)
             _check_opaque(scope, violations)
@@ -225,6 +237,16 @@ class PolicySet:
             tuple(mutations),
             tuple(matched),
         )
+
+
+def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violation]) -> bool:
+    """The built-in ``mcpfence-input-schema`` check; whether it denies the call."""
+    problems = problems_of(call.input_schema, args)
+    if not problems:
+        return False
+    action: Action = "audit" if call.schema_mode == "audit" else "enforce"
+    violations.extend(Violation(INPUT_SCHEMA_POLICY, p.message, action, p.logged) for p in problems)
+    return action == "enforce"
 
 
 def _as_bool(value: Any) -> bool:

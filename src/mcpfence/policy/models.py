@@ -164,6 +164,8 @@ class PolicyTestCase(_Strict):
     session: CaseSession = CaseSession()
     client: CaseClient = CaseClient()
     known_tokens: list[str] = Field(default_factory=list)
+    # The tool's inputSchema: when given, the built-in argument check runs (enforce).
+    inputSchema: dict[str, Any] | None = None
     expect: Expectation
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcpfence.jsonrpc import canonical
+from mcpfence.policy.argschema import schema_check
 from mcpfence.policy.decision import Decision, ToolCall
 from mcpfence.policy.engine import PolicySet
 from mcpfence.policy.loader import load_policy_set
@@ -46,6 +47,7 @@ def run_case(policies: PolicySet, case: PolicyTestCase) -> CaseResult:
             session_calls=case.session.calls,
             client_id=case.client.id,
             known_tokens=case.known_tokens,
+            **schema_check(case.inputSchema, "enforce"),
         )
     )
     return CaseResult(case.name, tuple(_mismatches(case.expect, decision)))

@@ -52,6 +52,20 @@ class RouteEndpoints:
         await self.table.close()
 
 
+def upstream_link(
+    route: RouteConfig, upstream: Upstream | None, base_dir: Path, stateless: str | None = None
+) -> Link:
+    """A fresh message link to the route's upstream; ``stateless``: the 2026-07-28 revision
+    to speak without a session (Streamable HTTP upstreams only)."""
+    config = route.upstream
+    if upstream is None:
+        assert config.command is not None
+        return StdioLink(route.name, config.command, config.env, cwd=base_dir)
+    if config.kind == "sse":
+        return SseLink(upstream)
+    return StreamableHttpLink(upstream, protocol_version=stateless)
+
+
 def build_endpoints(
     route: RouteConfig,
     pipeline: Pipeline,
@@ -71,12 +85,7 @@ def build_endpoints(
     config = route.upstream
 
     def link() -> Link:
-        if upstream is None:
-            assert config.command is not None
-            return StdioLink(route.name, config.command, config.env, cwd=base_dir)
-        if config.kind == "sse":
-            return SseLink(upstream)
-        return StreamableHttpLink(upstream)
+        return upstream_link(route, upstream, base_dir)
 
     table = SessionTable(
         route.name,

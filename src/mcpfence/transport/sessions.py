@@ -73,6 +73,7 @@ class Session:
                 raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
         context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
+        await self.pipeline.prepare(context, messages)
         for message in messages:
             if not jsonrpc.is_request(message):
                 await self.hub.send(self, message)

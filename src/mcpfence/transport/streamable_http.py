@@ -129,7 +129,9 @@ class StreamableHttpRoute:
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
-        exchange = self._start(request, messages, client_id)
+        context = self._context(request, meta_version(messages), client_id)
+        await self.pipeline.prepare(context, messages)
+        exchange = self._start(context, messages)
         exchange.response_headers = limits
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
@@ -155,10 +157,10 @@ class StreamableHttpRoute:
             headers=request.headers,
         )
 
-    def _start(self, request: Request, messages: list[Message], client_id: str) -> Exchange:
+    def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(self._context(request, meta_version(messages), client_id))
-        session_id = exchange.context.session_id
+        exchange = Exchange(context)
+        session_id = context.session_id
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(cancellation(message, self.in_flight, session_id))

@@ -21,6 +21,7 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport.http import media_type
 from mcpfence.transport.link import OnClosed, OnMessage
+from mcpfence.transport.messages import MODERN_VERSIONS
 from mcpfence.transport.sse import read_events
 from mcpfence.transport.upstream import Upstream, UpstreamError
 from mcpfence.transport.upstream_sse import deliver_events
@@ -33,10 +34,11 @@ async def _ignore(_: object) -> None:
 class StreamableHttpLink:
     """One upstream session, driven message by message."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, protocol_version: str | None = None) -> None:
         self.upstream = upstream
         self.session_id: str | None = None
-        self.protocol_version: str | None = None
+        # Known up front only for a stateless (2026-07-28) link, which has no handshake.
+        self.protocol_version = protocol_version
         self._on_message: OnMessage = _ignore
         self._on_closed: OnClosed = _ignore
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,6 +83,8 @@ class StreamableHttpLink:
 
     async def _post(self, message: Message) -> None:
         headers = {**self._headers(), "content-type": "application/json"}
+        if self.protocol_version in MODERN_VERSIONS and isinstance(message.get("method"), str):
+            headers["mcp-method"] = message["method"]  # 2026-07-28 servers route by this header
         deadline = asyncio.get_running_loop().time() + self.upstream.timeout_seconds
         try:
             response = await self.upstream.open("POST", headers, jsonrpc.dumps(message), deadline)
