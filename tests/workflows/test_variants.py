@@ -62,6 +62,7 @@ class Variant:
     args: dict[str, Any]
     harm: Callable[[World], bool]
     before: tuple[tuple[str, dict[str, Any]], ...] = field(default=())
+    rewritten: bool = False  # through mcpfence the call is forwarded in its safe form, not refused
 
     def url(self, world: World) -> str:
         return world.ipost_url if self.vendor == "ipost" else world.postmark_url
@@ -90,7 +91,8 @@ VARIANTS = [
             {"list_id": "401", "emails": '["John.Doe@Example.com"]'},
             unlowered_hash_stored("John.Doe@Example.com")),
     Variant("md5 entry with non-ASCII capitals", "ipost", MD5,
-            {"list_id": 401, "emails": ["JÖRG@Example.COM"]}, unlowered_hash_stored("JÖRG@Example.COM")),
+            {"list_id": 401, "emails": ["JÖRG@Example.COM"]}, unlowered_hash_stored("JÖRG@Example.COM"),
+            rewritten=True),
     Variant("md5 entry with a display name", "ipost", MD5,
             {"list_id": "401", "emails": ["John <John.Doe@Example.com>"]},
             unlowered_hash_stored("John <John.Doe@Example.com>")),
@@ -134,8 +136,11 @@ async def run(world: World, variant: Variant) -> tuple[bool, str]:
     return bool(result.is_error), text
 
 
+each_variant = pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+@each_variant
 async def test_direct_the_upstream_accepts_the_variant_and_the_harm_happens(
     direct: World, variant: Variant
 ) -> None:
@@ -146,15 +151,17 @@ async def test_direct_the_upstream_accepts_the_variant_and_the_harm_happens(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+@each_variant
 async def test_fenced_the_variant_is_caught_and_the_upstream_shows_no_harm(
     fenced: World, variant: Variant
 ) -> None:
     refused, text = await run(fenced, variant)
 
     assert not variant.harm(fenced)
-    if refused:
-        assert text.startswith("Blocked by policy "), text
+    if variant.rewritten:
+        assert not refused, text
+    else:
+        assert refused and text.startswith("Blocked by policy "), text
 
 
 @pytest.mark.anyio
