@@ -182,6 +182,8 @@ def test_without_a_pattern_an_unseen_token_of_any_shape_passes(any_token: Policy
         pytest.param(BLOB[:-1], id="last-character-cut"),
         pytest.param(BLOB[:20], id="cut-in-half"),
         pytest.param(BLOB[:10] + "x" + BLOB[11:], id="one-character-replaced"),
+        pytest.param(BLOB[:2] + "x" + BLOB[3:], id="one-character-replaced-near-the-start"),
+        pytest.param(BLOB[1:], id="first-character-dropped"),
         pytest.param(BLOB[:10] + BLOB[11:], id="one-character-dropped"),
         pytest.param(BLOB[:10] + "Q" + BLOB[10:], id="one-character-inserted"),
         pytest.param(BLOB[:10] + BLOB[11] + BLOB[10] + BLOB[12:], id="neighbours-swapped"),

@@ -9,10 +9,10 @@ of its ``blob`` value. A value never seen and not close to a seen token is allow
 
 Each known token is indexed once under a canonical form that undoes case, trimming,
 URL encoding and padding; checking a call costs one normalization, one dict lookup,
-one bisection for truncation and a scan of the few known tokens of nearly the same
-length for a one-character slip. The proxy keeps one :class:`TokenMemory` per
-session and passes it as ``ToolCall.known_tokens``, so the index is never rebuilt
-per call.
+one bisection for truncation, and for a one-character slip a look at the few known
+tokens that share its first or last characters (one edit leaves one end intact).
+The proxy keeps one :class:`TokenMemory` per session and passes it as
+``ToolCall.known_tokens``, so the index is never rebuilt per call.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class TokenMemory:
         self._tokens: dict[str, None] = {}
         self._by_canonical: dict[str, str] = {}
         self._sorted: list[str] = []  # canonical forms, for truncation by bisection
-        self._by_length: dict[int, set[str]] = {}  # canonical forms by length, for slips
+        # Canonical forms long enough for slips, by their first and by their last characters.
+        self._by_end: dict[str, set[str]] = {}
         for token in tokens:
             self.add(token)
 
@@ -82,7 +83,8 @@ class TokenMemory:
         key = canonical(token)
         if key not in self._by_canonical:
             bisect.insort(self._sorted, key)
-            self._by_length.setdefault(len(key), set()).add(key)
+            for end in _ends(key):
+                self._by_end.setdefault(end, set()).add(key)
         self._by_canonical[key] = token
 
     def discard(self, token: str) -> None:
@@ -100,10 +102,11 @@ class TokenMemory:
             return
         del self._by_canonical[key]
         del self._sorted[bisect.bisect_left(self._sorted, key)]
-        same_length = self._by_length[len(key)]
-        same_length.discard(key)
-        if not same_length:
-            del self._by_length[len(key)]
+        for end in _ends(key):
+            sharing = self._by_end[end]
+            sharing.discard(key)
+            if not sharing:
+                del self._by_end[end]
 
     def __contains__(self, token: object) -> bool:
         return token in self._tokens
@@ -133,17 +136,24 @@ class TokenMemory:
     def _slipped(self, key: str) -> str | None:
         if len(key) < MIN_SLIP_LENGTH - 1:
             return None
-        for length in (len(key) - 1, len(key), len(key) + 1):
-            for known in self._by_length.get(length, ()):
-                if len(known) >= MIN_SLIP_LENGTH and one_slip_apart(key, known):
-                    return self._by_canonical[known]
-        return None
+        head, tail = key[:_END], key[-_END:]
+        candidates = self._by_end.get("^" + head, set()) | self._by_end.get("$" + tail, set())
+        found = next((known for known in candidates if one_slip_apart(key, known)), None)
+        return None if found is None else self._by_canonical[found]
 
     def _inside_link(self, value: str) -> str | None:
         """A known token that ``value`` carries as a query value (the whole link was sent)."""
         if "?" not in value or "=" not in value:
             return None
         return next((v for _, v in _query_values(value) if v in self._tokens), None)
+
+
+_END = MIN_SLIP_LENGTH // 2 - 1  # one edit in a token this long leaves one end this long intact
+
+
+def _ends(key: str) -> tuple[str, ...]:
+    """The index keys of a canonical form long enough for slips: its head and its tail."""
+    return ("^" + key[:_END], "$" + key[-_END:]) if len(key) >= MIN_SLIP_LENGTH else ()
 
 
 def as_memory(tokens: Iterable[str]) -> TokenMemory:
