@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mcpfence.access.exposure import MethodName
 from mcpfence.yamlsource import Diagnostic, Loc, SourceError, YamlDocument, load_yaml_documents
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -83,7 +84,7 @@ class UpstreamConfig(_Strict):
 
 
 class ExposeConfig(_Strict):
-    methods: tuple[Literal["read", "write", "custom"], ...] = ("read", "write", "custom")
+    methods: tuple[MethodName, ...] = ("read", "write", "custom")
     tags: tuple[str, ...] = ()
 
 
