@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mcpfence.config import load_config
 from tests.servers import free_port
 
 UNSET_VAR = "MCPFENCE_TEST_NEVER_SET"
@@ -80,3 +81,10 @@ def test_an_unusable_environment_stops_start_up_with_exit_2_and_a_clear_message(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_route_filter_takes_the_finer_method_names(tmp_path: Path) -> None:
+    config = tmp_path / "mcpfence.yaml"
+    config.write_text(ROUTE + "    expose: {methods: [read, update], tags: []}\n")
+
+    assert load_config(config).routes[0].expose.methods == ("read", "update")

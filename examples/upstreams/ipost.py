@@ -43,9 +43,12 @@ if not __package__:  # run as `python examples/upstreams/ipost.py`: make the rep
 from examples.upstreams.common import report_progress, run, upstream_parser
 
 Scalar = str | int | float | bool | None
+Id = str | int  # iPost takes ids as numbers or strings: 412 and "412" name the same journey
 Ctx = Context[Any, Any]
 
 MAX_PAGE = 10_000
+# What the server answers over its request budget (HTTP 429, with Retry-After).
+OVER_BUDGET = b'{"status": 429, "message": "Too Many Requests: retry after the time in Retry-After"}'
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -169,7 +172,12 @@ class IPostStore:
     automations: dict[str, Automation] = field(default_factory=dict)
     data_tables: dict[str, DataTable] = field(default_factory=dict)
     codec: BlobCodec = field(default_factory=lambda: BlobCodec(b"ipost-demo-blob-key"))
+    # Tokens of another shape that the API accepts (the guides' examples) -> Contact_ID.
+    blob_aliases: dict[str, str] = field(default_factory=dict)
     mailing_id: str = "M-20261118-SPRING"
+    # The guides disagree whether a status sent without Email is applied: True models the
+    # reading where iPost ignores GlobalEmailStatus unless the call also carries Email.
+    status_needs_email: bool = False
 
     @classmethod
     def seeded(cls, filler_contacts: int = 240) -> IPostStore:
@@ -178,7 +186,8 @@ class IPostStore:
         _seed(store, filler_contacts)
         return store
 
-    def contact(self, contact_id: str) -> Contact:
+    def contact(self, contact_id: Id) -> Contact:
+        contact_id = str(contact_id)
         if contact_id not in self.contacts:
             raise ToolError(f"404 Not Found: no contact with Contact_ID {contact_id}")
         return self.contacts[contact_id]
@@ -189,7 +198,13 @@ class IPostStore:
         return next((c for c in self.contacts.values() if (c.email or "").lower() == wanted), None)
 
     def contact_by_blob(self, blob: str) -> Contact:
-        return self.contact(self.codec.open(blob)["c"])
+        return self.contact(self.open_blob(blob)["c"])
+
+    def open_blob(self, blob: str) -> dict[str, str]:
+        """The blob's payload; the guides' example tokens are accepted as the API accepts them."""
+        if blob in self.blob_aliases:
+            return {"c": self.blob_aliases[blob], "m": self.mailing_id}
+        return self.codec.open(blob)
 
     def blob_for(self, contact_id: str) -> str:
         return self.codec.seal({"c": contact_id, "m": self.mailing_id})
@@ -203,8 +218,8 @@ class IPostStore:
     def new_contact_id(self) -> str:
         return str(max((int(i) for i in self.contacts), default=100000) + 1)
 
-    def md5_list(self, list_id: str) -> ContactList:
-        found = self.lists.get(list_id)
+    def md5_list(self, list_id: Id) -> ContactList:
+        found = self.lists.get(str(list_id))
         if found is None or not found.md5:
             raise ToolError(f"404 Not Found: no MD5 list with list_id {list_id}")
         return found
@@ -216,10 +231,10 @@ class IPostStore:
         digest = md5_hex(contact.email)
         return [lst.list_id for lst in self.lists.values() if lst.md5 and digest in lst.hashes]
 
-    def data_table(self, table_id: str) -> DataTable:
-        if table_id not in self.data_tables:
+    def data_table(self, table_id: Id) -> DataTable:
+        if str(table_id) not in self.data_tables:
             raise ToolError(f"404 Not Found: no DataTable with id {table_id}")
-        return self.data_tables[table_id]
+        return self.data_tables[str(table_id)]
 
 
 def md5_hex(email: str) -> str:
@@ -255,13 +270,16 @@ class ContactChanges:
     CustomFields: dict[str, Scalar] | MISSING = MISSING
 
 
-def apply_changes(contact: Contact, changes: ContactChanges) -> None:
+def apply_changes(contact: Contact, changes: ContactChanges, status_needs_email: bool = False) -> None:
     """The real API's rules, re-subscription footgun included.
 
     Sending ``Email`` (even unchanged) sets ``GlobalEmailStatus`` true unless the call
     also sends a status; a status of ``null`` or ``false`` opts the contact out.
-    Likewise ``Mobile`` and ``GlobalMobileStatus``.
+    Likewise ``Mobile`` and ``GlobalMobileStatus``. With ``status_needs_email``, a
+    ``GlobalEmailStatus`` sent without ``Email`` is ignored.
     """
+    if status_needs_email and changes.Email is MISSING:
+        changes.GlobalEmailStatus = MISSING
     if changes.Email is not MISSING:
         contact.email = changes.Email
         if changes.Email:
@@ -298,7 +316,7 @@ def decode_cursor(cursor: str) -> int:
 
 # --------------------------------------------------------------------------- tool arguments
 
-ContactId = Annotated[str, Field(description="The contact's Contact_ID, e.g. '100001'.")]
+ContactId = Annotated[Id, Field(description="The contact's Contact_ID, e.g. 100001 or '100001'.")]
 Blob = Annotated[
     str,
     Field(description="The contact's encrypted blob, exactly as received (from a `?blob=` tracked URL)."),
@@ -338,7 +356,7 @@ class NewContact(TypedDict):
 
 
 class Recipient(TypedDict, total=False):
-    Contact_ID: str
+    Contact_ID: Id
     Email: str
 
 
@@ -357,7 +375,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
     @server.tool(name="list_all_i_post_contacts", annotations=READ_ONLY)
     def list_contacts(
-        list_id: Annotated[str | None, Field(description="Only contacts on this list.")] = None,
+        list_id: Annotated[Id | None, Field(description="Only contacts on this list.")] = None,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="Page size, up to 10,000.")] = 100,
     ) -> dict[str, Any]:
@@ -366,9 +384,10 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
         Each contact carries its subscription statuses and, if it clicked a mailing,
         `LastClickUrl`: a tracked URL whose `blob` parameter identifies the contact.
         """
-        if list_id is not None and list_id not in db.lists:
+        wanted = None if list_id is None else str(list_id)
+        if wanted is not None and wanted not in db.lists:
             raise ToolError(f"404 Not Found: no list with list_id {list_id}")
-        matching = [c for c in db.contacts.values() if list_id is None or list_id in c.lists]
+        matching = [c for c in db.contacts.values() if wanted is None or wanted in c.lists]
         start = decode_cursor(cursor) if cursor else 0
         page = matching[start : start + limit]
         more = start + limit < len(matching)
@@ -404,7 +423,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
         changes = ContactChanges(
             Email, Mobile, GlobalEmailStatus, GlobalMobileStatus, FirstName, LastName, CustomFields
         )
-        apply_changes(contact, changes)
+        apply_changes(contact, changes, db.status_needs_email)
         return contact_json(db, contact)
 
     @server.tool(name="get_single_i_post_contacts_blob_by_id", annotations=READ_ONLY)
@@ -413,7 +432,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
         A blob is an encrypted token: pass it exactly as received, or it will not decrypt.
         """
-        payload = db.codec.open(id)
+        payload = db.open_blob(id)
         return {**contact_json(db, db.contact(payload["c"])), "Mailing_ID": payload["m"]}
 
     @server.tool(name="update_a_i_post_contacts_blob_by_id", annotations=OVERWRITE)
@@ -435,12 +454,12 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
         changes = ContactChanges(
             Email, Mobile, GlobalEmailStatus, GlobalMobileStatus, FirstName, LastName, CustomFields
         )
-        apply_changes(contact, changes)
+        apply_changes(contact, changes, db.status_needs_email)
         return contact_json(db, contact)
 
     @server.tool(name="i_post_list_contacts_bulk_create", annotations=WRITE)
     async def bulk_create(
-        list_id: Annotated[str, Field(description="The list to add the contacts to.")],
+        list_id: Annotated[Id, Field(description="The list to add the contacts to.")],
         contacts: Annotated[list[NewContact], Field(min_length=1, max_length=MAX_PAGE)],
         ctx: Ctx,
     ) -> dict[str, Any]:
@@ -449,6 +468,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
         An Email that already exists updates that contact instead (and, as for any
         update carrying Email, sets GlobalEmailStatus to true unless a status is sent).
         """
+        list_id = str(list_id)
         if list_id not in db.lists or db.lists[list_id].md5:
             raise ToolError(f"404 Not Found: no contact list with list_id {list_id}")
         created: list[str] = []
@@ -461,7 +481,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
                 created.append(contact.contact_id)
             else:
                 updated.append(contact.contact_id)
-            apply_changes(contact, ContactChanges(**entry))
+            apply_changes(contact, ContactChanges(**entry), db.status_needs_email)
             if list_id not in contact.lists:
                 contact.lists.append(list_id)
             await report_progress(ctx, done, len(contacts))
@@ -469,7 +489,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
     @server.tool(name="create_a_i_post_md_5_list_contact", annotations=WRITE)
     def add_md5(
-        list_id: Annotated[str, Field(description="The MD5 suppression list.")],
+        list_id: Annotated[Id, Field(description="The MD5 suppression list.")],
         emails: Annotated[list[str], Field(min_length=1, description="Email addresses to suppress.")],
     ) -> dict[str, Any]:
         """Add emails to an MD5 suppression list; each is stored as the MD5 hash of the address.
@@ -498,7 +518,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
     @server.tool(name="create_a_i_post_journey_automation", annotations=WRITE)
     async def enroll(
-        journey_id: Annotated[str, Field(description="The journey to enroll the recipients in.")],
+        journey_id: Annotated[Id, Field(description="The journey to enroll the recipients in, e.g. 412.")],
         Recipients: Annotated[
             list[Recipient],
             Field(min_length=1, description="Each recipient by Contact_ID or Email."),
@@ -513,6 +533,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
         An Email with no contact creates one (subscribed). Properties are stored as sent.
         """
+        journey_id = str(journey_id)
         journey = db.journeys.get(journey_id)
         if journey is None:
             raise ToolError(f"404 Not Found: no journey with journey_id {journey_id}")
@@ -527,20 +548,21 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
     @server.tool(name="create_a_i_post_process_automations_start", annotations=WRITE)
     def start_automation(
-        id: Annotated[str, Field(description="The process automation's id.")],
+        id: Annotated[Id, Field(description="The process automation's id.")],
     ) -> dict[str, Any]:
         """Start a run of a process automation. Only Active automations can be started."""
-        automation = db.automations.get(id)
+        automation = db.automations.get(str(id))
         if automation is None:
             raise ToolError(f"404 Not Found: no process automation with id {id}")
         if automation.status != "Active":
             raise ToolError(f"409 Conflict: process automation {id} is {automation.status}, not Active")
         automation.runs += 1
-        return {"id": id, "name": automation.name, "run": automation.runs, "status": "Started"}
+        started = {"id": automation.automation_id, "name": automation.name, "run": automation.runs}
+        return {**started, "status": "Started"}
 
     @server.tool(name="get_single_i_post_data_table_attribute_by_id", annotations=READ_ONLY)
     def data_table_attributes(
-        id: Annotated[str, Field(description="The DataTable's id.")],
+        id: Annotated[Id, Field(description="The DataTable's id.")],
     ) -> dict[str, Any]:
         """A DataTable's schema: its key attribute and every column with its type."""
         table = db.data_table(id)
@@ -553,7 +575,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
 
     @server.tool(name="i_post_datatable_records_bulk_update", annotations=OVERWRITE)
     async def bulk_update_records(
-        id: Annotated[str, Field(description="The DataTable's id.")],
+        id: Annotated[Id, Field(description="The DataTable's id.")],
         records: Annotated[
             list[dict[str, Any]],
             Field(min_length=1, max_length=MAX_PAGE, description="Rows by column name, each with the key."),
@@ -576,7 +598,7 @@ def build_server(store: IPostStore | None = None) -> MCPServer[Any]:
                 existing.update(known)
                 updated += 1
             await report_progress(ctx, done, len(records))
-        return {"DataTable_ID": id, "created": created, "updated": updated}
+        return {"DataTable_ID": table.table_id, "created": created, "updated": updated}
 
     return server
 
@@ -596,7 +618,8 @@ def _recipient_contact(db: IPostStore, recipient: Recipient) -> Contact:
 
 # --------------------------------------------------------------------------- seed data
 
-# The people the workflows use: opted in, opted out of email, of SMS, of both; email-only.
+# The people the workflows use: opted in, opted out of email, of SMS, of both; email-only;
+# and the guides' example contact 7765.
 _PEOPLE = """\
 Contact_ID,FirstName,LastName,Mobile,EmailOK,SmsOK,City,LoyaltyTier,Lists,LastClick
 100001,John,Doe,+15125550101,1,1,Austin,Gold,301 302,https://shop.example.com/spring-sale
@@ -605,7 +628,10 @@ Contact_ID,FirstName,LastName,Mobile,EmailOK,SmsOK,City,LoyaltyTier,Lists,LastCl
 100004,Aisha,Khan,+13125550104,1,0,Chicago,Gold,301 302,https://shop.example.com/spring-sale
 100005,Liam,O'Brien,+35315550105,0,0,Dublin,Bronze,301,
 100006,Sofia,Rossi,+390255550106,1,1,Milan,Silver,302,https://shop.example.com/loyalty
+7765,Jane,Smith,,1,0,Portland,Gold,301,https://shop.example.com/spring-sale
 """
+# The tokens and ids the guides' example calls use, so those calls work as written.
+_GUIDE_BLOBS = {"encAbc890XYZ": "7765", "xyz123encBlobData": "100001"}
 
 
 def _named_contacts() -> list[Contact]:
@@ -649,7 +675,9 @@ def _seed(store: IPostStore, filler_contacts: int) -> None:
             custom_fields={"City": _FILLER_CITIES[n % len(_FILLER_CITIES)], "LoyaltyTier": "Bronze"},
             lists=["301"],
         )
+    store.blob_aliases = dict(_GUIDE_BLOBS)
     store.journeys = {
+        "412": Journey("412", "Spring re-engagement"),
         "5001": Journey("5001", "Welcome series"),
         "5002": Journey("5002", "Spring sale follow-up"),
     }
@@ -692,7 +720,15 @@ def _seed(store: IPostStore, filler_contacts: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = upstream_parser("iPost-like demo MCP server (in memory).", default_port=9001)
-    run(build_server(), parser.parse_args(argv))
+    parser.add_argument(
+        "--status-needs-email",
+        action="store_true",
+        help="ignore a GlobalEmailStatus sent without Email (one reading of iPost's guides)",
+    )
+    args = parser.parse_args(argv)
+    store = IPostStore.seeded()
+    store.status_needs_email = args.status_needs_email
+    run(build_server(store), args, OVER_BUDGET)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,9 @@ Tests inject a :class:`PostmarkStore` to inspect what the upstream recorded.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +29,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from typing_extensions import TypedDict
 
 if not __package__:  # run as `python examples/upstreams/postmark.py`: make the repo root importable
@@ -40,6 +36,8 @@ if not __package__:  # run as `python examples/upstreams/postmark.py`: make the 
 from examples.upstreams.common import report_progress, run, upstream_parser
 
 DEFAULT_STREAM = "outbound"
+# What Postmark answers over its request budget (HTTP 429).
+OVER_BUDGET = b'{"ErrorCode": 429, "Message": "Rate limit exceeded. Retry after the reset time."}'
 MAX_RECIPIENTS = 50
 MAX_BATCH = 500
 
@@ -137,6 +135,8 @@ class PostmarkStore:
             raise PostmarkError(300, "Provide at least one recipient in To, Cc or Bcc.")
         if len(recipients) > MAX_RECIPIENTS:
             raise PostmarkError(300, f"Maximum of {MAX_RECIPIENTS} recipients (To, Cc and Bcc) per message.")
+        if not message.get("Subject"):
+            raise PostmarkError(300, "Provide a Subject.")
         if not (message.get("HtmlBody") or message.get("TextBody")):
             raise PostmarkError(300, "Provide either email TextBody or HtmlBody or both.")
         if all(a.lower() in self.inactive_on(stream) for a in recipients):
@@ -237,7 +237,7 @@ def build_server(store: PostmarkStore | None = None) -> MCPServer[Any]:
     def send_email(
         From: FromArg,
         To: ToArg,
-        Subject: OptionalText = None,
+        Subject: Annotated[str, Field(description="The subject line (required).")],
         HtmlBody: OptionalText = None,
         TextBody: OptionalText = None,
         Cc: OptionalText = None,
@@ -361,66 +361,6 @@ def build_server(store: PostmarkStore | None = None) -> MCPServer[Any]:
 
 
 # --------------------------------------------------------------------------- request budget
-
-
-class RequestBudget:
-    """ASGI middleware: at most ``limit`` HTTP requests per ``window_seconds``, as a vendor API allows.
-
-    Every response carries ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch
-    seconds); over budget the answer is 429 with ``Retry-After``, before the MCP app sees it.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        limit: int,
-        window_seconds: float = 60.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.app = app
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.clock = clock
-        self.used = 0
-        self.window_end = 0.0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        now = self.clock()
-        if now >= self.window_end:
-            self.window_end, self.used = now + self.window_seconds, 0
-        self.used += 1
-        headers = [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(max(self.limit - self.used, 0)).encode()),
-            (b"x-ratelimit-reset", str(math.ceil(self.window_end)).encode()),
-        ]
-        if self.used > self.limit:
-            retry_after = str(max(math.ceil(self.window_end - now), 1)).encode()
-            body = b'{"ErrorCode": 429, "Message": "Rate limit exceeded. Retry after the reset time."}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        *headers,
-                        (b"retry-after", retry_after),
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 # --------------------------------------------------------------------------- seed data
@@ -560,11 +500,7 @@ def _seed(store: PostmarkStore) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = upstream_parser("Postmark-like demo MCP server (in memory).", default_port=9002)
-    parser.add_argument("--request-budget", type=int, help="HTTP requests allowed per window (default: any)")
-    parser.add_argument("--budget-window", type=float, default=60.0, help="budget window in seconds")
-    args = parser.parse_args(argv)
-    budget, window = args.request_budget, args.budget_window
-    run(build_server(), args, None if budget is None else lambda app: RequestBudget(app, budget, window))
+    run(build_server(), parser.parse_args(argv), OVER_BUDGET)
 
 
 if __name__ == "__main__":

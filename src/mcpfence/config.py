@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mcpfence.access.exposure import MethodName
 from mcpfence.yamlsource import Diagnostic, Loc, SourceError, YamlDocument, load_yaml_documents
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -83,7 +84,7 @@ class UpstreamConfig(_Strict):
 
 
 class ExposeConfig(_Strict):
-    methods: tuple[Literal["read", "write", "custom"], ...] = ("read", "write", "custom")
+    methods: tuple[MethodName, ...] = ("read", "write", "custom")
     tags: tuple[str, ...] = ()
 
 
@@ -94,12 +95,36 @@ class RateLimitConfig(_Strict):
     per_tool: bool = False
 
 
+class LimitsConfig(_Strict):
+    """What one route's clients may hold open (docs/reference/transports.md, "Resource bounds")."""
+
+    connections: int = Field(256, gt=1)
+    # Relayed GET streams at once; None: three quarters of the connections (the rest serve POSTs).
+    streams: int | None = Field(None, gt=0)
+    streams_per_client: int = Field(32, gt=0)
+    streams_per_session: int = Field(1, gt=0)
+    stream_idle_seconds: float = Field(600.0, gt=0)
+    sessions: int = Field(100, gt=0)
+    session_idle_seconds: float = Field(1800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _headroom(self) -> LimitsConfig:
+        if self.streams is not None and self.streams >= self.connections:
+            raise ValueError("limits.streams must be below limits.connections: POSTs need connections too")
+        return self
+
+    @property
+    def stream_cap(self) -> int:
+        return self.streams if self.streams is not None else self.connections * 3 // 4
+
+
 class RouteConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$")
     path: str = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
     upstream: UpstreamConfig
     expose: ExposeConfig | None = None
     rate_limit: RateLimitConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
     # The built-in check of every call's arguments against the tool's inputSchema.
     input_schema: Literal["enforce", "audit", "off"] = "enforce"
 

@@ -8,6 +8,7 @@ different values) and every forwarded message is serialized by us.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any, Final
@@ -58,14 +59,24 @@ def _reject_constant(name: str) -> Any:
     raise JsonRpcError(PARSE_ERROR, f"Parse error: {name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """``1e999`` reads as infinity, which no JSON encoder writes back: a parse error."""
+    value = float(text)
+    if math.isinf(value):
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: {text} is too large for a JSON number")
+    return value
+
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
 def loads(body: bytes | str) -> Any:
-    """Parse JSON strictly: malformed → -32700, duplicate keys → -32600.
+    """Parse JSON strictly: malformed or infinite → -32700, duplicate keys → -32600.
 
     A ``\\uD800``-style escape without its pair parses into a string no UTF-8
     encoder can write back, so it is refused here rather than fail when forwarded.

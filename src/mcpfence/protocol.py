@@ -29,21 +29,23 @@ class Revision:
     json_lines: bool
     # Cacheable results (lists, resources/read) carry cacheScope and ttlMs.
     cache_scope: bool
+    # Results say what they are (``resultType``).
+    typed_results: bool
 
 
 REVISIONS: Final = {
     revision.version: revision
     for revision in (
         Revision("2024-11-05", "sse", batches=True, sessions=True, routing_headers=False,
-                 json_lines=False, cache_scope=False),
+                 json_lines=False, cache_scope=False, typed_results=False),
         Revision("2025-03-26", "streamable_http", batches=True, sessions=True, routing_headers=False,
-                 json_lines=False, cache_scope=False),
+                 json_lines=False, cache_scope=False, typed_results=False),
         Revision("2025-06-18", "streamable_http", batches=False, sessions=True, routing_headers=False,
-                 json_lines=False, cache_scope=False),
+                 json_lines=False, cache_scope=False, typed_results=False),
         Revision("2025-11-25", "streamable_http", batches=False, sessions=True, routing_headers=False,
-                 json_lines=False, cache_scope=False),
+                 json_lines=False, cache_scope=False, typed_results=False),
         Revision("2026-07-28", "streamable_http", batches=False, sessions=False, routing_headers=True,
-                 json_lines=True, cache_scope=True),
+                 json_lines=True, cache_scope=True, typed_results=True),
     )
 }
 
@@ -54,6 +56,7 @@ STATELESS_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if not r.s
 ROUTING_HEADER_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if r.routing_headers)
 JSON_LINES_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if r.json_lines)
 CACHE_SCOPE_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if r.cache_scope)
+TYPED_RESULT_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if r.typed_results)
 # The revision the HTTP+SSE transport speaks (its last one).
 LEGACY_SSE_VERSION: Final = max(v for v, r in REVISIONS.items() if r.transport == "sse")
 

@@ -38,6 +38,7 @@ from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
+from mcpfence.transport.limits import StreamCaps
 from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
@@ -108,7 +109,14 @@ class Proxy:
             raise ValueError(f"route {route.name}: token routes need an HTTP upstream")
         upstream = self.upstreams.get(route.name)
         if upstream is None:
-            upstream = Upstream(config.url, config.headers, config.timeout_seconds)
+            limits = route.limits
+            caps = StreamCaps(
+                limits.stream_cap,
+                limits.streams_per_client,
+                limits.streams_per_session,
+                limits.stream_idle_seconds,
+            )
+            upstream = Upstream(config.url, config.headers, config.timeout_seconds, limits.connections, caps)
             self.upstreams[route.name] = upstream
         return upstream
 

@@ -5,9 +5,11 @@ See docs/reference/access.md#exposure-filters.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mcpfence.access.exposure import Exposure, tool_kind
 
@@ -97,3 +99,80 @@ def test_unknown_tag_is_rejected() -> None:
 def test_unknown_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown methods: admin"):
         Exposure.from_filters(["read", "admin"], None, TAGS)
+
+
+@pytest.mark.parametrize(
+    ("methods", "allowed"),
+    [
+        (["get"], {"get_contact"}),
+        (["list"], {"list_contacts"}),
+        (["create"], {"create_contact"}),
+        (["update"], {"update_contact"}),
+        (["delete"], {"delete_contact"}),
+        (["read", "update"], {"get_contact", "list_contacts", "search_contacts", "update_contact"}),
+        (["list", "custom"], {"list_contacts", "send_email"}),
+    ],
+)
+def test_finer_method_names_select_tools_by_their_prefix(methods: list[str], allowed: set[str]) -> None:
+    names = ["get_contact", "list_contacts", "search_contacts", "create_contact", "update_contact",
+             "delete_contact", "send_email"]
+    exposure = Exposure.from_filters(methods, None, TAGS)
+
+    assert {n for n in names if exposure.allows(n, None)} == allowed
+
+
+def test_a_finer_name_never_selects_a_tool_of_another_kind() -> None:
+    exposure = Exposure.from_filters(["get", "delete"], None, TAGS)
+
+    assert not exposure.allows("get_and_reset", {"readOnlyHint": False})
+    assert not exposure.allows("delete_draft", {"readOnlyHint": True})
+
+
+def test_a_refusal_names_the_finer_methods_the_route_exposes() -> None:
+    exposure = Exposure.from_filters(["read", "update"], None, TAGS)
+
+    assert exposure.refusal("create_contact", None) == (
+        "tool 'create_contact' is a write tool; this route exposes only: read, update"
+    )
+
+
+def test_an_unknown_method_name_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown methods: put"):
+        Exposure.from_filters(["put"], None, TAGS)
+
+
+DEMO_TOOLS = {
+    "list_all_i_post_contacts", "get_single_i_post_contact_by_id", "update_a_i_post_contact_by_id",
+    "get_single_i_post_contacts_blob_by_id", "update_a_i_post_contacts_blob_by_id",
+    "i_post_list_contacts_bulk_create", "create_a_i_post_md_5_list_contact",
+    "get_single_i_post_contact_status_by_id", "create_a_i_post_journey_automation",
+    "create_a_i_post_process_automations_start", "get_single_i_post_data_table_attribute_by_id",
+    "i_post_datatable_records_bulk_update", "create_a_postmark_email", "create_a_postmark_templated_email",
+    "create_a_postmark_batch_email", "list_all_postmark_bounces", "get_single_postmark_bounce_dump_by_id",
+    "create_a_postmark_bounce_activation", "get_single_postmark_delivery_stat_by_id",
+}
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("contacts", {"list_all_i_post_contacts", "get_single_i_post_contact_by_id",
+                      "update_a_i_post_contact_by_id", "get_single_i_post_contacts_blob_by_id",
+                      "update_a_i_post_contacts_blob_by_id", "i_post_list_contacts_bulk_create",
+                      "get_single_i_post_contact_status_by_id"}),
+        ("lists", {"i_post_list_contacts_bulk_create", "create_a_i_post_md_5_list_contact"}),
+        ("journeys", {"create_a_i_post_journey_automation"}),
+        ("automations", {"create_a_i_post_process_automations_start"}),
+        ("datatables", {"get_single_i_post_data_table_attribute_by_id",
+                        "i_post_datatable_records_bulk_update"}),
+        ("bounces", {"list_all_postmark_bounces", "get_single_postmark_bounce_dump_by_id",
+                     "create_a_postmark_bounce_activation"}),
+        ("outbound_messages", {"create_a_postmark_email", "create_a_postmark_templated_email",
+                               "create_a_postmark_batch_email"}),
+    ],
+)
+def test_the_demo_config_defines_the_managed_mcp_tags(tag: str, expected: set[str]) -> None:
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "demo.yaml").read_text())
+    exposure = Exposure.from_filters(None, [tag], config["tags"])
+
+    assert {name for name in DEMO_TOOLS if exposure.allows(name, None)} == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,6 +90,11 @@ class Recorder:
         @server.tool()
         def issue_token() -> str:
             return TOKEN
+
+        @server.tool()
+        def nested_text() -> str:
+            """A result whose text is JSON nested far deeper than any parser's stack."""
+            return "[" * 100_000 + json.dumps(TOKEN) + "]" * 100_000
 
         @server.tool()
         def use_token(token: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,17 +22,30 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 Asgi = Callable[[dict[str, Any], Any, Any], Any]
 
 
-def canned_upstream(content_type: bytes, bodies: Mapping[str, bytes]) -> Asgi:
-    """An ASGI app answering every POST to a path in ``bodies`` with that body, as is."""
+def canned_upstream(
+    content_type: bytes, bodies: Mapping[str, bytes], status: int = 200, echo_id: bool = False
+) -> Asgi:
+    """An ASGI app answering every POST to a path in ``bodies`` with that body, as is.
+
+    ``echo_id``: the canned ``"id":1`` becomes the id the request came with (mcpfence
+    sends ids of its own upstream), so the canned answer answers the request.
+    """
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        request = b""
+        while True:
+            message = await receive()
+            request += message.get("body", b"")
+            if not message.get("more_body"):
+                break
         body = bodies[scope["path"]]
+        if echo_id:
+            own = json.dumps(json.loads(request)["id"]).encode()
+            body = re.sub(rb'"id":\s*1\b', b'"id": ' + own, body)
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     return app

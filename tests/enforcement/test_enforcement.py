@@ -145,3 +145,14 @@ async def test_mcp_param_headers_that_disagree_with_the_body_are_400_header_mism
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
     assert recorder.calls == []
+
+
+async def test_a_result_of_deeply_nested_json_text_reaches_the_client_and_later_calls_work(
+    proxy: Proxy, recorder: Recorder
+) -> None:
+    async with connect(proxy.url("/rec/mcp")) as conn:
+        result = await conn.session.call_tool("nested_text", {})
+        after = await conn.session.call_tool("use_token", {"token": TOKEN})
+    assert not result.is_error
+    assert result.content[0].text.startswith("[[[")  # type: ignore[union-attr]
+    assert not after.is_error

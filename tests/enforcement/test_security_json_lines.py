@@ -33,7 +33,7 @@ BODIES = {
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    with serve_asgi(canned_upstream(b"application/json", BODIES)) as base:
+    with serve_asgi(canned_upstream(b"application/json", BODIES, echo_id=True)) as base:
         routes = [read_only_route(path.split("/")[1], base + path) for path in BODIES]
         with run_proxy({"routes": routes}, Path(tmp_path_factory.mktemp("json-lines"))) as running:
             yield running

@@ -2,8 +2,10 @@
 
 Answers are matched to their requests by id. Were two requests in flight under
 one id, a tool list's answer could be taken for a ``ping``'s and skip the
-route's exposure filter, so a batch repeating an id, or a request reusing the id
-of one still in flight in its session, is refused (-32600).
+route's exposure filter, so a batch repeating an id, or (on a hosted route) a
+request reusing the id of one still in flight in its session, is refused (-32600).
+Relayed routes give every request an upstream id of its own instead
+(test_security_concurrent_ids).
 """
 
 from __future__ import annotations

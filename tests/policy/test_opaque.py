@@ -102,13 +102,29 @@ def test_forgetting_one_of_two_tokens_alike_keeps_the_other_detectable() -> None
     assert memory.original_of("Abc123") == "ABC123"
 
 
-def test_opaque_patterns_lists_each_pattern_once(load: Loader) -> None:
+def test_token_patterns_lists_each_pattern_once(load: Loader) -> None:
     policies = load(
         policy("a", opaque=[{"path": "/blob", "pattern": PATTERN}]),
-        policy("b", opaque=[{"path": "/blob", "pattern": PATTERN}, {"path": "/id"}]),
+        policy("b", opaque=[{"path": "/blob", "pattern": PATTERN}]),
     )
 
-    assert [p.pattern for p in policies.opaque_patterns()] == [PATTERN]
+    assert policies.token_patterns is not None
+    assert [p.pattern for p in policies.token_patterns] == [PATTERN]
+
+
+def test_a_rule_without_a_pattern_makes_every_token_like_string_a_token(load: Loader) -> None:
+    policies = load(
+        policy("a", opaque=[{"path": "/blob", "pattern": PATTERN}]),
+        policy("b", opaque=[{"path": "/id"}]),
+    )
+
+    assert policies.harvests_tokens and policies.token_patterns is None
+
+
+def test_without_patterns_harvest_keeps_strings_without_whitespace() -> None:
+    result = {"blob": "encAbc890XYZ", "name": "Jo Doe", "tier": "Gold", "cursor": "b2Zmc2V0OjMw"}
+
+    assert list(harvest(result, None)) == ["encAbc890XYZ", "b2Zmc2V0OjMw"]
 
 
 def test_harvest_finds_tokens_as_values_and_inside_link_queries() -> None:
@@ -126,3 +142,79 @@ def test_harvest_searches_text_content_that_is_json() -> None:
     result = {"content": [{"type": "text", "text": '{"items": [{"blob": "AbC123=="}]}'}]}
 
     assert list(harvest(result, [re.compile(r"^[A-Za-z0-9]{6,}={0,2}$")])) == ["AbC123=="]
+
+
+def test_harvest_survives_deeply_nested_json_in_a_result_string() -> None:
+    nested = "[" * 100_000 + '"AbC123=="' + "]" * 100_000
+    result = {"content": [{"type": "text", "text": nested}], "blob": "XyZ789=="}
+
+    found = list(harvest(result, [re.compile(r"^[A-Za-z0-9]{6,}={0,2}$")]))
+
+    assert "XyZ789==" in found
+
+
+def test_harvest_does_not_search_past_its_nesting_bound() -> None:
+    deep: object = "Hidden123=="
+    for _ in range(200):
+        deep = [deep]
+    result = {"deep": deep, "text": "[" * 500 + '"Inner123=="' + "]" * 500, "blob": "XyZ789=="}
+
+    assert list(harvest(result, [re.compile(r"^[A-Za-z0-9]{6,}={0,2}$")])) == ["XyZ789=="]
+
+
+BLOB = "Zk9vQmFyQmF6UXV4LTEyMzQ1Njc4OTA"
+
+
+@pytest.fixture
+def any_token(load: Loader) -> PolicySet:
+    """An opaque rule with no pattern: a token is whatever the tool accepts."""
+    return load(policy("blob", opaque=[{"path": "/blob"}]))
+
+
+@pytest.mark.parametrize("unseen", ["encAbc890XYZ", "xyz123encBlobData", "a", "with spaces ok"])
+def test_without_a_pattern_an_unseen_token_of_any_shape_passes(any_token: PolicySet, unseen: str) -> None:
+    assert messages(any_token, unseen, [BLOB]) == []
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        pytest.param(BLOB[:-1], id="last-character-cut"),
+        pytest.param(BLOB[:20], id="cut-in-half"),
+        pytest.param(BLOB[:10] + "x" + BLOB[11:], id="one-character-replaced"),
+        pytest.param(BLOB[:2] + "x" + BLOB[3:], id="one-character-replaced-near-the-start"),
+        pytest.param(BLOB[1:], id="first-character-dropped"),
+        pytest.param(BLOB[:10] + BLOB[11:], id="one-character-dropped"),
+        pytest.param(BLOB[:10] + "Q" + BLOB[10:], id="one-character-inserted"),
+        pytest.param(BLOB[:10] + BLOB[11] + BLOB[10] + BLOB[12:], id="neighbours-swapped"),
+        pytest.param(BLOB + "==", id="padded"),
+        pytest.param(f" {BLOB}\n", id="whitespace"),
+        pytest.param(BLOB.swapcase(), id="case"),
+        pytest.param(f"https://shop.example.com/sale?utm_source=x&blob={BLOB}", id="whole-link"),
+    ],
+)
+def test_an_edited_copy_of_a_seen_token_is_refused_quoting_it(any_token: PolicySet, edited: str) -> None:
+    assert messages(any_token, edited, [BLOB]) == [
+        f"/blob was altered; pass the token exactly as returned earlier: {BLOB}"
+    ]
+
+
+def test_a_short_prefix_or_a_slip_between_short_values_is_not_an_edit(any_token: PolicySet) -> None:
+    assert messages(any_token, BLOB[:7], [BLOB]) == []
+    assert messages(any_token, "ORD-20261102", ["ORD-20261101"]) == []
+
+
+def test_a_cut_short_token_is_found_among_many(any_token: PolicySet) -> None:
+    known = TokenMemory(f"tok{n:05d}abcdefghijklmnop" for n in range(500))
+
+    assert messages(any_token, "tok00250abcdefgh", known) == [
+        "/blob was altered; pass the token exactly as returned earlier: tok00250abcdefghijklmnop"
+    ]
+
+
+def test_forgetting_a_token_forgets_its_prefix_and_slip_indexes() -> None:
+    memory = TokenMemory([BLOB])
+    memory.discard(BLOB)
+
+    assert memory.original_of(BLOB[:-1]) is None
+    assert memory.original_of(BLOB[:10] + "x" + BLOB[11:]) is None

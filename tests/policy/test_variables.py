@@ -104,3 +104,10 @@ def test_the_encoders_extension_is_available(load: Loader) -> None:
 
 def test_the_optional_extension_is_available(load: Loader) -> None:
     assert holds(load, "args.?missing.orValue('x') == 'x'", {"present": 1})
+
+
+def test_lower_folds_unicode_case_where_lower_ascii_stops(load: Loader) -> None:
+    args = {"email": "JÖRG@Example.COM"}
+
+    assert holds(load, "args.email.lower() == 'jörg@example.com'", args)
+    assert holds(load, "args.email.lowerAscii() == 'jÖrg@example.com'", args)

@@ -11,7 +11,6 @@ import pytest
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
 from mcpfence.pipeline import BaseAddon, Context, Pipeline
-from mcpfence.transport import sessions
 from mcpfence.transport.hub import Hub
 from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sessions import Session, SessionTable
@@ -89,11 +88,9 @@ class LeavingFails(Hub):
 
 
 async def test_the_idle_reaper_logs_a_session_it_cannot_end_and_keeps_reaping(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(sessions, "REAP_EVERY_SECONDS", 0.0)
-    monkeypatch.setattr(sessions, "IDLE_SECONDS", -1.0)  # every session is idle at once
-    table = SessionTable("r", Pipeline(), RecordingLink, 5.0, shared=False)
+    table = SessionTable("r", Pipeline(), RecordingLink, 5.0, shared=False, idle_seconds=0.01)
     broken = table.open(RecordingOutbox())
     broken.hub = LeavingFails(RecordingLink, 5.0, shared=False)
     healthy = table.open(RecordingOutbox())

@@ -52,6 +52,30 @@ def test_paths_in_the_file_are_relative_to_it(tmp_path: Path) -> None:
     assert load_config(path, env={}).policy_paths == [(tmp_path / "rules").resolve()]
 
 
+ROUTE_WITH_LIMITS = (
+    "routes:\n  - name: a\n    path: /a\n    upstream: {{url: 'http://127.0.0.1:1/mcp'}}\n    limits: {}\n"
+)
+
+
+def test_streams_default_to_three_quarters_of_the_connections(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ROUTE_WITH_LIMITS.format("{connections: 40}")), env={})
+    assert config.routes[0].limits.stream_cap == 30
+
+
+def test_streams_taking_every_connection_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, ROUTE_WITH_LIMITS.format("{connections: 8, streams: 8}"))
+    with pytest.raises(SourceError) as caught:
+        load_config(path, env={})
+    assert "limits.streams must be below limits.connections" in str(caught.value)
+
+
+def test_an_unknown_limit_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, ROUTE_WITH_LIMITS.format("{stream: 8}"))
+    with pytest.raises(SourceError) as caught:
+        load_config(path, env={})
+    assert "routes.0.limits.stream: unknown key" in str(caught.value)
+
+
 def test_input_schema_defaults_to_enforce(tmp_path: Path) -> None:
     path = write(tmp_path, "routes:\n  - {name: a, path: /a, upstream: {url: 'http://127.0.0.1:1/mcp'}}\n")
     assert load_config(path).routes[0].input_schema == "enforce"

@@ -10,10 +10,11 @@ import hashlib
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
-from examples.upstreams.common import http_app
-from examples.upstreams.ipost import MAX_PAGE, IPostStore, build_server
+from examples.upstreams.common import RequestBudget, http_app
+from examples.upstreams.ipost import MAX_PAGE, OVER_BUDGET, IPostStore, build_server
 from tests.servers import serve_asgi
 from tests.upstreams.client import call, call_error, connect
 
@@ -90,12 +91,12 @@ async def test_list_contacts_pages_with_a_cursor(url: str) -> None:
         second = await call(
             session, "list_all_i_post_contacts", {"limit": 20, "cursor": first["next_cursor"]}
         )
-    assert first["total"] == 36
+    assert first["total"] == 37
     assert len(first["result"]) == 20
-    assert len(second["result"]) == 16
+    assert len(second["result"]) == 17
     assert second["next_cursor"] is None
     ids = [c["Contact_ID"] for c in first["result"] + second["result"]]
-    assert len(set(ids)) == 36
+    assert len(set(ids)) == 37
 
 
 @pytest.mark.anyio
@@ -103,7 +104,7 @@ async def test_list_contacts_pages_up_to_10000(url: str) -> None:
     async with connect(url) as session:
         page = await call(session, "list_all_i_post_contacts", {"limit": MAX_PAGE})
         too_many = await call_error(session, "list_all_i_post_contacts", {"limit": MAX_PAGE + 1})
-    assert len(page["result"]) == page["total"] == 36
+    assert len(page["result"]) == page["total"] == 37
     assert page["next_cursor"] is None
     assert "less than or equal to 10000" in too_many
 
@@ -488,3 +489,70 @@ async def test_bulk_update_rows_need_the_key(url: str) -> None:
             session, "i_post_datatable_records_bulk_update", {"id": "9001", "records": [{"Status": "x"}]}
         )
     assert "OrderId" in message
+
+
+# --------------------------------------------------------------------------- as the guides call it
+
+
+@pytest.mark.anyio
+async def test_the_guides_journey_call_works_as_written(url: str, store: IPostStore) -> None:
+    async with connect(url) as session:
+        guide_call = {"journey_id": 412, "Recipients": [{"Contact_ID": 7765}]}
+        enrolled = await call(session, "create_a_i_post_journey_automation", guide_call)
+    assert enrolled["journey_id"] == "412"
+    assert [(e.journey_id, e.contact_id) for e in store.enrollments] == [("412", "7765")]
+
+
+@pytest.mark.anyio
+async def test_integer_and_string_ids_name_the_same_record(url: str, store: IPostStore) -> None:
+    async with connect(url) as session:
+        by_int = await call(session, "get_single_i_post_contact_by_id", {"id": 100001})
+        by_str = await call(session, "get_single_i_post_contact_by_id", {"id": "100001"})
+        await call(session, "update_a_i_post_contact_by_id", {"id": 100001, "FirstName": "Johnny"})
+        table = await call(session, "get_single_i_post_data_table_attribute_by_id", {"id": 9001})
+        started = await call(session, "create_a_i_post_process_automations_start", {"id": 7001})
+        page = await call(session, "list_all_i_post_contacts", {"list_id": 302})
+    assert by_int == by_str
+    assert store.contacts[JOHN].first_name == "Johnny"
+    assert table["DataTable_ID"] == "9001"
+    assert started["id"] == "7001"
+    assert {c["Contact_ID"] for c in page["result"]} == {"100001", "100004", "100006"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("blob", "contact"), [("encAbc890XYZ", "7765"), ("xyz123encBlobData", JOHN)])
+async def test_the_guides_example_blobs_are_accepted(url: str, blob: str, contact: str) -> None:
+    async with connect(url) as session:
+        found = await call(session, "get_single_i_post_contacts_blob_by_id", {"id": blob})
+    assert found["Contact_ID"] == contact
+
+
+@pytest.mark.anyio
+async def test_with_status_needs_email_a_status_alone_is_ignored(url: str, store: IPostStore) -> None:
+    store.status_needs_email = True
+    async with connect(url) as session:
+        await call(session, "update_a_i_post_contact_by_id", {"id": JOHN, "GlobalEmailStatus": False})
+        unchanged = store.contacts[JOHN].global_email_status
+        await call(
+            session,
+            "update_a_i_post_contact_by_id",
+            {"id": JOHN, "Email": "john.doe@example.com", "GlobalEmailStatus": False},
+        )
+    assert unchanged is True
+    assert store.contacts[JOHN].global_email_status is False
+
+
+def test_over_its_request_budget_the_server_answers_429(store: IPostStore) -> None:
+    app = RequestBudget(http_app(build_server(store)), limit=1, window_seconds=60, body=OVER_BUDGET)
+    client_info = {"name": "t", "version": "1"}
+    initialize = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client_info},
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+    with serve_asgi(app) as base, httpx.Client() as client:
+        client.post(base + "/mcp", json=initialize, headers=headers)
+        refused = client.post(base + "/mcp", json=initialize, headers=headers)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["status"] == 429

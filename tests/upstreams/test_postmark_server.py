@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.upstreams.common import http_app
-from examples.upstreams.postmark import PostmarkStore, RequestBudget, build_server
+from examples.upstreams.common import RequestBudget, http_app
+from examples.upstreams.postmark import OVER_BUDGET, PostmarkStore, build_server
 from tests.servers import serve_asgi
 from tests.upstreams.client import call, call_error, connect
 
@@ -65,7 +65,7 @@ async def test_send_schema_makes_message_stream_optional(url: str) -> None:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
     schema = tools["create_a_postmark_email"].input_schema
     assert "MessageStream" in schema["properties"]
-    assert schema["required"] == ["From", "To"]
+    assert schema["required"] == ["From", "To", "Subject"]
 
 
 # --------------------------------------------------------------------------- sending
@@ -300,7 +300,8 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 @pytest.fixture
 def budgeted_url(store: PostmarkStore) -> Iterator[str]:
-    with serve_asgi(RequestBudget(http_app(build_server(store)), limit=2, window_seconds=3600)) as base:
+    app = RequestBudget(http_app(build_server(store)), limit=2, window_seconds=3600, body=OVER_BUDGET)
+    with serve_asgi(app) as base:
         yield base + "/mcp"
 
 
@@ -343,3 +344,14 @@ async def test_an_sdk_client_works_within_budget(store: PostmarkStore) -> None:
         async with connect(base + "/mcp") as session:
             await call(session, "create_a_postmark_email", email())
     assert len(store.sent) == 1
+
+
+@pytest.mark.anyio
+async def test_a_send_needs_a_subject(url: str, store: PostmarkStore) -> None:
+    message = {"From": SENDER, "To": "ada@example.com", "TextBody": "Hello"}
+    async with connect(url) as session:
+        missing = await call_error(session, "create_a_postmark_email", message)
+        batch = await call(session, "create_a_postmark_batch_email", {"Messages": [message]})
+    assert "Subject" in missing
+    assert batch["result"][0]["ErrorCode"] == 300
+    assert store.sent == []

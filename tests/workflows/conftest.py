@@ -1,5 +1,6 @@
 """Two worlds for the workflows: the demo upstreams called direct, and the same kind of
-upstreams behind mcpfence with the shipped policy packs.
+upstreams behind mcpfence as ``mcpfence demo`` runs it (``examples/demo.yaml``: the
+shipped policy packs, the tags).
 
 Servers and the proxy start once per test run (starting them per test would triple
 the suite's time); each test gets its stores reseeded in place, so it asserts what
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from examples.upstreams.common import http_app
 from examples.upstreams.ipost import IPostStore
@@ -23,7 +26,7 @@ from examples.upstreams.postmark import PostmarkStore
 from examples.upstreams.postmark import build_server as build_postmark
 from tests.servers import run_proxy, serve_asgi
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 FILLER_CONTACTS = 30
 
 
@@ -64,17 +67,23 @@ def direct_world() -> Iterator[World]:
         yield world
 
 
+def demo_config(world: World, directory: Path) -> dict[str, Any]:
+    """``examples/demo.yaml`` as ``mcpfence demo`` runs it, its routes pointed at ``world``."""
+    config: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    urls = {"ipost": world.ipost_url, "postmark": world.postmark_url}
+    config["policies"] = [str((DEMO_CONFIG.parent / path).resolve()) for path in config["policies"]]
+    config["decision_log"] = {"path": str(directory / "decisions.jsonl")}
+    config["routes"] = [
+        {**route, "upstream": {**route["upstream"], "url": urls[route["name"]]}} for route in config["routes"]
+    ]
+    return config
+
+
 @pytest.fixture(scope="session")
 def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with _upstreams() as upstream:
-        config = {
-            "policies": [str(POLICIES)],
-            "routes": [
-                {"name": "ipost", "path": "/ipost/mcp", "upstream": {"url": upstream.ipost_url}},
-                {"name": "postmark", "path": "/postmark/mcp", "upstream": {"url": upstream.postmark_url}},
-            ],
-        }
-        with run_proxy(config, tmp_path_factory.mktemp("fenced")) as proxy:
+        directory = tmp_path_factory.mktemp("fenced")
+        with run_proxy(demo_config(upstream, directory), directory) as proxy:
             yield World(
                 upstream.ipost, upstream.postmark, proxy.url("/ipost/mcp"), proxy.url("/postmark/mcp")
             )

@@ -35,7 +35,8 @@ async def test_direct_user_unknown_bounce_is_reactivated_and_mailed_again(direct
         await call(
             session,
             "create_a_postmark_email",
-            {"From": "shop@acme.example", "To": "jane.smith@example.net", "TextBody": "Your receipt"},
+            {"From": "shop@acme.example", "To": "jane.smith@example.net", "Subject": "Your receipt",
+             "TextBody": "Your receipt"},
         )
 
     assert direct.postmark.activations == [USER_UNKNOWN]

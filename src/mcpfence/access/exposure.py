@@ -11,6 +11,12 @@ Classification precedence (MCP's annotations leave it open; this is the decision
    the server declared that it changes something, and a read-only route must not
    expose it.
 4. Everything else -> ``custom``.
+
+The finer method names ``get``, ``list`` (within ``read``) and ``create``, ``update``,
+``delete`` (within ``write``) select the tools of that kind whose name starts with
+the method and ``_``, so ``["read", "update"]`` exposes reads and updates only. A
+finer name never selects a tool of another kind: ``get`` does not expose a
+``get_and_reset`` that declares ``readOnlyHint: false``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from typing import Any, Literal, get_args
 
 ToolKind = Literal["read", "write", "custom"]
 TOOL_KINDS: tuple[ToolKind, ...] = get_args(ToolKind)
+MethodName = Literal["read", "write", "custom", "get", "list", "create", "update", "delete"]
+METHOD_NAMES: tuple[MethodName, ...] = get_args(MethodName)
+# Each finer method name: the kind it lies within.
+_FINER: dict[str, ToolKind] = {
+    "get": "read", "list": "read", "create": "write", "update": "write", "delete": "write",
+}
 
 _READ_PREFIXES = ("list_", "get_", "search_")
 _WRITE_PREFIXES = ("create_", "update_", "delete_")
@@ -54,13 +66,14 @@ class Exposure:
         tags: tuple[str, ...],
         tag_globs: Mapping[str, Sequence[str]],
     ) -> None:
-        unknown_methods = sorted(methods - set(TOOL_KINDS))
+        unknown_methods = sorted(methods - set(METHOD_NAMES))
         if unknown_methods:
             raise ValueError(f"unknown methods: {', '.join(unknown_methods)}")
         unknown_tags = [tag for tag in tags if tag not in tag_globs]
         if unknown_tags:
             raise ValueError(f"unknown tags: {', '.join(unknown_tags)}")
         self.methods = methods
+        self._prefixes = tuple(f"{m}_" for m in methods if m in _FINER)
         self.tags = tags
         self._globs = tuple(glob for tag in tags for glob in tag_globs[tag])
         self._cache: dict[tuple[str, object, object], str | None] = {}
@@ -97,9 +110,13 @@ class Exposure:
 
     def _decide(self, name: str, annotations: Mapping[str, Any] | None) -> str | None:
         kind = tool_kind(name, annotations)
-        if kind not in self.methods:
-            allowed = ", ".join(k for k in TOOL_KINDS if k in self.methods) or "none"
+        if kind not in self.methods and not self._finer_method_selects(name, kind):
+            allowed = ", ".join(m for m in METHOD_NAMES if m in self.methods) or "none"
             return f"tool {name!r} is a {kind} tool; this route exposes only: {allowed}"
         if self.tags and not any(fnmatchcase(name, glob) for glob in self._globs):
             return f"tool {name!r} matches none of this route's tags: {', '.join(self.tags)}"
         return None
+
+    def _finer_method_selects(self, name: str, kind: ToolKind) -> bool:
+        lowered = name.lower()
+        return any(lowered.startswith(p) and _FINER[p[:-1]] == kind for p in self._prefixes)

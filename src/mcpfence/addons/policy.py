@@ -161,6 +161,6 @@ class PolicyAddon(BaseAddon):
         args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
         state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
-        patterns = self.holder.current.opaque_patterns()
-        if result is not None and patterns:
-            state.remember_tokens(harvest(result, patterns), self.memory.max_tokens)
+        policies = self.holder.current
+        if result is not None and policies.harvests_tokens:
+            state.remember_tokens(harvest(result, policies.token_patterns), self.memory.max_tokens)

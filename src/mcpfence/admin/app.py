@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcpfence.access.exposure import TOOL_KINDS, Exposure, ToolKind
+from mcpfence.access.exposure import TOOL_KINDS, Exposure, MethodName
 from mcpfence.access.store import ApiToken, Store, StoreConflict, TokenRoute, utcnow
 from mcpfence.access.tokens import (
     ROUTE_PATH_PREFIX,
@@ -73,7 +73,7 @@ class _Body(BaseModel):
 
 
 class _Filters(_Body):
-    methods: tuple[ToolKind, ...] = TOOL_KINDS
+    methods: tuple[MethodName, ...] = TOOL_KINDS
     tags: tuple[str, ...] = ()
 
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from mcpfence.policy.argschema import InputSchema, SchemaMode
+from mcpfence.protocol import TYPED_RESULT_VERSIONS
 
 DecisionKind = Literal["allow", "mutate", "deny", "audit"]
 Action = Literal["enforce", "audit"]
@@ -83,10 +84,6 @@ class Decision:
             "mutations": [{"policy": m.policy, "path": m.path} for m in self.mutations],
             "policies": list(self.matched),
         }
-
-
-# Protocol revisions whose results say what they are (``resultType``).
-TYPED_RESULT_VERSIONS = frozenset({"2026-07-28"})
 
 
 def denial_result(decision: Decision, protocol_version: str = "") -> dict[str, Any]:

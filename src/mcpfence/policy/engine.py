@@ -149,8 +149,13 @@ class PolicySet:
                 for tool in dict.fromkeys(policy.tools):
                     self._literal.setdefault(tool, []).append(policy)
         self.candidates = lru_cache(maxsize=4096)(self._resolve)
-        patterns = (rule.pattern for p in self.policies for rule in p.opaque if rule.pattern)
-        self._opaque_patterns = tuple(dict.fromkeys(patterns))
+        rules = [rule for p in self.policies for rule in p.opaque]
+        self.harvests_tokens = bool(rules)
+        # Tokens to remember from results: those a rule's pattern describes, or, as soon
+        # as one rule has no pattern (a token is whatever the tool accepts), any token-like string.
+        patterns = tuple(dict.fromkeys(rule.pattern for rule in rules if rule.pattern))
+        any_token = any(rule.pattern is None for rule in rules)
+        self.token_patterns: tuple[re.Pattern[str], ...] | None = None if any_token else patterns
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -165,10 +170,6 @@ class PolicySet:
     def guidance(self, route: str, tool: str) -> list[str]:
         """Guidance of every policy matching the tool (``when`` is not known yet)."""
         return [p.guidance for p in self.candidates(route, tool) if p.guidance]
-
-    def opaque_patterns(self) -> tuple[re.Pattern[str], ...]:
-        """Every opaque pattern, for harvesting tokens from tool results (computed at load)."""
-        return self._opaque_patterns
 
     def decide(self, call: ToolCall, clock: Clock = system_clock) -> Decision:
         """All mutations first, then the argument schema, then validations and opaque

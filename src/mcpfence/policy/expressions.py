@@ -72,6 +72,11 @@ def _glob(value: str, pattern: str) -> bool:
     return fnmatchcase(value, pattern)
 
 
+def _lower(value: str) -> str:
+    """Unicode lowercasing (``lowerAscii`` leaves ``JÖRG`` as ``jÖrg``)."""
+    return value.lower()
+
+
 @cache
 def environment() -> Any:
     """The CEL environment every policy expression is compiled in (built once)."""
@@ -82,11 +87,15 @@ def environment() -> Any:
         [cel.Overload("glob_string_string", cel.Type.BOOL, [cel.Type.STRING, cel.Type.STRING],
                       impl=_glob)],
     )
+    lower = cel.FunctionDecl(
+        "lower",
+        [cel.Overload("string_lower", cel.Type.STRING, [cel.Type.STRING], is_member=True, impl=_lower)],
+    )
     return cel.NewEnv(
         variables=variables,
         extensions=[ext_strings.ExtStrings(), ext_math.ExtMath(), ext_encoders.ExtEncoders(),
                     ext_optional.ExtOptional()],
-        functions=[glob],
+        functions=[glob, lower],
     )
 
 

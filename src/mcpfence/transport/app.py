@@ -33,7 +33,7 @@ class OriginGuard:
         """Whether a request with this ``Origin`` header may reach a route."""
         if origin is None or origin.rstrip("/") in self.allowed:
             return True
-        return urlsplit(origin).hostname in LOCAL_HOSTS
+        return _hostname(origin) in LOCAL_HOSTS
 
 
 class HostGuard:
@@ -55,8 +55,18 @@ class HostGuard:
             return True
         if not host:
             return False
-        name = urlsplit(f"//{host}").hostname
+        name = _hostname(f"//{host}")
         return name is not None and name in self.allowed
+
+
+def _hostname(url: str) -> str | None:
+    """The host ``url`` names, or None when it names none or does not parse (``[::1``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+        return parts.hostname
+    except ValueError:
+        return None
 
 
 class ProxyApp:

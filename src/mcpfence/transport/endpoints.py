@@ -87,7 +87,15 @@ def build_endpoints(
     def link() -> Link:
         return upstream_link(route, upstream, base_dir)
 
-    table = SessionTable(route.name, pipeline, link, config.timeout_seconds, shared=config.shared)
+    table = SessionTable(
+        route.name,
+        pipeline,
+        link,
+        config.timeout_seconds,
+        shared=config.shared,
+        max_sessions=route.limits.sessions,
+        idle_seconds=route.limits.session_idle_seconds,
+    )
     main = relay or HostedRoute(table, max_body_bytes, guard, schemas)
     legacy = LegacySseRoute(route.path, table, max_body_bytes, guard)
     return RouteEndpoints(route.path, main, legacy, table)

@@ -50,6 +50,12 @@ class Request:
             name.decode("latin-1"): value.strip(OWS).decode("latin-1") for name, value in scope["headers"]
         }
 
+    @property
+    def peer(self) -> str:
+        """The address the request came from (``""`` when the server does not say)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else ""
+
     def header_count(self, name: str) -> int:
         """How often header ``name`` (lower case) was sent: ``headers`` keeps only the last."""
         raw = name.encode("latin-1")

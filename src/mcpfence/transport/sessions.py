@@ -23,11 +23,11 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline, refusal
 from mcpfence.transport.hub import Hub
+from mcpfence.transport.limits import RETRY_AFTER
 from mcpfence.transport.link import LinkFactory
 
 log = logging.getLogger("mcpfence")
 
-IDLE_SECONDS: Final = 30 * 60.0
 REAP_EVERY_SECONDS: Final = 60.0
 
 
@@ -150,18 +150,26 @@ class SessionTable:
         timeout_seconds: float,
         *,
         shared: bool,
+        max_sessions: int = 100,
+        idle_seconds: float = 1800.0,
     ) -> None:
         self.route = route
         self.pipeline = pipeline
         self.link = link
         self.timeout_seconds = timeout_seconds
         self.shared = shared
+        # Each session may start a child (stdio) or hold an upstream stream: bounded.
+        self.max_sessions = max_sessions
+        self.idle_seconds = idle_seconds
         self.sessions: dict[str, Session] = {}
         self._common: Hub | None = None
         self._reaper: asyncio.Task[None] | None = None
 
     def open(self, outbox: Outbox, protocol_version: str = "") -> Session:
-        """A new session with a fresh id, kept until it ends or idles out."""
+        """A new session with a fresh id, kept until it ends or idles out; 503 past the cap."""
+        if len(self.sessions) >= self.max_sessions:
+            reason = f"route {self.route} already has {self.max_sessions} sessions open; try again later"
+            raise JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, status=503, headers=[RETRY_AFTER])
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap())
         session_id = secrets.token_hex(16)
@@ -210,8 +218,8 @@ class SessionTable:
 
     async def _reap(self) -> None:
         while True:
-            await asyncio.sleep(REAP_EVERY_SECONDS)
-            cutoff = time.monotonic() - IDLE_SECONDS
+            await asyncio.sleep(min(REAP_EVERY_SECONDS, self.idle_seconds))
+            cutoff = time.monotonic() - self.idle_seconds
             for session in list(self.sessions.values()):
                 if session.touched < cutoff and not session.pending and not session.outbox.busy():
                     try:

@@ -104,6 +104,12 @@ class Parser:
         if len(self._buffer) > self._max:
             raise ValueError(f"SSE event larger than {self._max} bytes")
 
+    def finish(self) -> Iterator[Event]:
+        """At the end of the stream, a CR held back as half of a CRLF was a line end after all."""
+        if self._held_cr:
+            self._held_cr = False
+            yield from self.feed(b"\n")
+
 
 def _parse_block(block: str) -> Event:
     event = Event()
@@ -125,6 +131,8 @@ async def read_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
     async for chunk in chunks:
         for event in parser.feed(chunk):
             yield event
+    for event in parser.finish():
+        yield event
 
 
 async def send_event(send: Send, event: Event) -> None:

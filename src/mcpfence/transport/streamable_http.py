@@ -44,6 +44,14 @@ from mcpfence.transport.messages import (
     read_messages,
     tool_name,
 )
+from mcpfence.transport.request_ids import (
+    InFlight,
+    MemoryInFlight,
+    cancellation,
+    own_id,
+    restore_subscription,
+    upstream_id,
+)
 from mcpfence.transport.upstream import MAX_ANSWER_BYTES, Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence")
@@ -54,10 +62,15 @@ LONG_LIVED: Final = frozenset({"subscriptions/listen"})
 
 @dataclass
 class Exchange:
-    """The flows of one POST: which requests still await an answer from upstream."""
+    """The flows of one POST: which requests still await an answer from upstream.
+
+    ``pending`` is keyed by the id each request was given upstream, never the client's.
+    """
 
     context: Context
     pending: dict[Any, Flow] = field(default_factory=dict)
+    # Every upstream id given out for this POST, with the client's id: released at its end.
+    given: list[tuple[Any, str]] = field(default_factory=list)
     local: list[Flow] = field(default_factory=list)
     forward: list[Message] = field(default_factory=list)
     # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
@@ -81,6 +94,7 @@ class StreamableHttpRoute:
         max_body_bytes: int,
         guard: AccessGuard | None = None,
         schemas: ParamSchemas | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
@@ -88,6 +102,7 @@ class StreamableHttpRoute:
         self.max_body_bytes = max_body_bytes
         self.guard = guard or OPEN
         self.schemas = schemas
+        self.in_flight = in_flight or MemoryInFlight()
         # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
         self.closed = asyncio.Event()
 
@@ -129,6 +144,9 @@ class StreamableHttpRoute:
             await self._forward(request, send, exchange, jsonrpc.dumps(payload), batch, deadline)
         except UpstreamError as error:
             await self._fail(send, exchange, error, batch)
+        finally:
+            for own, given in exchange.given:
+                self.in_flight.discard(exchange.context.session_id, own, given)
 
     def _context(self, request: Request, protocol_version: str, client_id: str) -> Context:
         return Context(
@@ -142,9 +160,10 @@ class StreamableHttpRoute:
     def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
         exchange = Exchange(context)
+        session_id = context.session_id
         for message in messages:
             if not jsonrpc.is_request(message):
-                exchange.forward.append(message)
+                exchange.forward.append(cancellation(message, self.in_flight, session_id))
                 continue
             flow = Flow(exchange.context, message)
             self.pipeline.request(flow)
@@ -152,8 +171,12 @@ class StreamableHttpRoute:
                 self.pipeline.response(flow)
                 exchange.local.append(flow)
             else:
-                exchange.forward.append(flow.request)
-                exchange.pending[flow.request["id"]] = flow
+                own, given = flow.request["id"], upstream_id(flow.request["id"])
+                exchange.forward.append({**flow.request, "id": given})
+                exchange.pending[given] = flow
+                exchange.given.append((own, given))
+                if session_id:
+                    self.in_flight.add(session_id, own, given)
                 if not exchange.upstream_headers:
                     exchange.upstream_headers = flow.notes.get("upstream_headers", {})
         return exchange
@@ -182,29 +205,48 @@ class StreamableHttpRoute:
             if kind == "text/event-stream":
                 pump = self._pump(send, exchange, response)
                 await self._relay_stream(request, send, exchange, response, pump, sse.send_message)
-            elif kind == "application/json" and response.status < 400 and exchange.pending:
-                if batch or exchange.context.protocol_version not in MODERN_VERSIONS:
-                    parsed = self._parse_body(await self.upstream.read(response))
-                    await self._relay_json(send, exchange, response, parsed, batch)
-                else:
-                    await self._relay_json_lines(request, send, exchange, response)
-            elif exchange.local and response.status == 202:
-                await self._reply_locally(send, exchange, batch)
-            elif exchange.pending and response.status < 300 and response.status != 202:
-                # A body we cannot check is not relayed: lenient clients may read it as an answer.
-                url, media = self.upstream.url, kind or "none"
-                raise UpstreamError(f"upstream {url} answered with Content-Type {media}, not JSON")
+            elif kind == "application/json" and self._may_stream_lines(exchange, response, batch):
+                await self._relay_json_lines(request, send, exchange, response)
             else:
-                raw = await self.upstream.read(response)
-                await send_response(send, response.status, raw, self._headers(response, exchange))
+                await self._relay_body(send, exchange, response, batch)
         finally:
             response.release()
+
+    @staticmethod
+    def _may_stream_lines(exchange: Exchange, response: aiohttp.ClientResponse, batch: bool) -> bool:
+        """Only a single stateless request's successful answer may come as JSON lines."""
+        modern = exchange.context.protocol_version in MODERN_VERSIONS
+        return modern and not batch and bool(exchange.pending) and response.status < 400
 
     def _parse_body(self, raw: bytes) -> Any:
         try:
             return jsonrpc.loads(raw)
         except JsonRpcError:
             raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
+
+    async def _relay_body(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool
+    ) -> None:
+        """Answer with a whole upstream body, checked; whatever cannot be checked is not relayed."""
+        kind = media_type(response.headers.get("content-type", ""))
+        if kind == "application/json" and (exchange.pending or response.status >= 400):
+            raw = await self.upstream.read(response)
+            try:
+                parsed = jsonrpc.loads(raw)
+            except JsonRpcError as error:
+                await self._refuse_answer(send, exchange, response, batch, f"not JSON ({error.message})")
+                return
+            await self._relay_json(send, exchange, response, parsed, batch)
+        elif exchange.pending:
+            # A body we cannot check is not relayed: lenient clients may read it as an answer.
+            await self._refuse_answer(send, exchange, response, batch, "not JSON")
+        elif exchange.local:
+            await self._reply_locally(send, exchange, batch)
+        else:  # nothing to answer (notifications went up, or a GET or DELETE): the status alone
+            await self._send_status(send, exchange, response)
+
+    async def _send_status(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
+        await send_response(send, response.status, b"", self._headers(response, exchange, body=False))
 
     async def _relay_json(
         self,
@@ -214,22 +256,71 @@ class StreamableHttpRoute:
         parsed: Any,
         batch: bool,
     ) -> None:
-        answers = [a for m in _as_list(parsed) if (a := self._answer(exchange, m)) is not None]
+        """Check a JSON answer, whatever its status; an error naming no request fails them all."""
+        answers, reason = [], ""
+        for message in _as_list(parsed):
+            if response.status >= 400 and self._unattributed_error(exchange, message):
+                reason = f"{self._status_words(response)}: {_error_text(message)}"
+                continue
+            answer = self._answer(exchange, message)
+            if answer is not None:  # None: a server message that could not be checked
+                answers.append(answer)
         answers.extend(exchange.local_answers())
-        answers.extend(self._unanswered(exchange))
+        if response.status >= 400 and not reason:
+            reason = self._status_words(response)
+        answers.extend(self._unanswered(exchange, reason))
+        if not answers:
+            await self._send_status(send, exchange, response)
+            return
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
 
+    async def _refuse_answer(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool, why: str
+    ) -> None:
+        """Answer every pending request with -32603 for a body mcpfence cannot check.
+
+        An error status stays the client's status (a 404 ends its session, a 429 keeps
+        its ``Retry-After``); a success status with an unreadable body is a bad gateway.
+        """
+        if not exchange.pending:
+            await self._send_status(send, exchange, response)
+            return
+        if response.status < 400:
+            media = media_type(response.headers.get("content-type", "")) or "none"
+            reason = f"upstream {self.upstream.url} answered with Content-Type {media}, {why}"
+            raise UpstreamError(reason)
+        error = UpstreamError(self._status_words(response), status=response.status)
+        headers = [*JSON_HEADERS, *self._headers(response, exchange, body=False)]
+        await self._fail(send, exchange, error, batch, headers)
+
+    def _status_words(self, response: aiohttp.ClientResponse) -> str:
+        return f"upstream {self.upstream.url} answered HTTP {response.status}"
+
+    @staticmethod
+    def _unattributed_error(exchange: Exchange, message: Any) -> bool:
+        """An error answer whose id names none of this POST's requests (``null``, say)."""
+        if not isinstance(message, dict) or not jsonrpc.is_response(message) or "error" not in message:
+            return False
+        return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
+
     def _answer(self, exchange: Exchange, message: Any) -> Message | None:
         """Pass one upstream message through the pipeline, as an answer or on its own
-        (None: a message of its own that could not be checked, dropped)."""
+        (None: a message of its own that could not be checked, dropped).
+
+        An answer is matched by the id its request was given upstream, then takes the
+        client's id back; one to a request of another exchange (a resumed stream's) is
+        checked as a server message, under the client's id too.
+        """
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
         flow = exchange.pending.pop(answered, None) if answered is not None else None
         if flow is None:
+            own = own_id(answered)
+            message = {**message, "id": own} if own is not None else restore_subscription(message)
             return self.pipeline.server_message(exchange.context, message)
-        flow.response = message
+        flow.response = {**message, "id": flow.request["id"]}
         self.pipeline.response(flow)
         assert flow.response is not None
         return flow.response
@@ -246,11 +337,18 @@ class StreamableHttpRoute:
         exchange.pending.clear()
         return answers
 
-    async def _fail(self, send: Send, exchange: Exchange, error: UpstreamError, batch: bool) -> None:
+    async def _fail(
+        self,
+        send: Send,
+        exchange: Exchange,
+        error: UpstreamError,
+        batch: bool,
+        headers: RawHeaders | None = None,
+    ) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
         body = jsonrpc.dumps(answers if batch else answers[0])
-        headers = [*JSON_HEADERS, *exchange.response_headers]
+        headers = headers if headers is not None else [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
 
     # -- streams ------------------------------------------------------------
@@ -284,15 +382,26 @@ class StreamableHttpRoute:
             await write(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
-        async for event in sse.read_events(response.content.iter_any()):
-            await sse.send_event(send, self._check_event(exchange, event))
+    async def _pump(
+        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, idle: float | None = None
+    ) -> None:
+        """Relay each event, checked; TimeoutError once ``idle`` seconds pass without a message."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as quiet:
+            async for event in sse.read_events(response.content.iter_any()):
+                await sse.send_event(send, self._check_event(exchange, event))
+                if idle is not None and event.data:
+                    quiet.reschedule(loop.time() + idle)
 
     def _check_event(self, exchange: Exchange, event: sse.Event) -> sse.Event:
         data = event.data
-        if not data or event.name != "message":
+        if not data:
             return event
         # The event keeps its id for resumability, even when its data is dropped.
+        if event.name != "message":
+            # MCP messages travel only as ``message`` events; a lenient client may read others'.
+            log.warning("route %s: dropped an upstream event named %r with data", self.name, event.name)
+            return event.with_data("")
         checked = self._check_data(exchange, data, "event")
         return event.with_data(checked.decode() if checked is not None else "")
 
@@ -370,7 +479,22 @@ class StreamableHttpRoute:
                 await send({"type": "http.response.body", "body": checked + b"\n", "more_body": True})
 
     async def relay(self, request: Request, send: Send, context: Context) -> None:
-        """Relay a GET or DELETE; a GET's server stream passes the pipeline per message."""
+        """Relay a GET or DELETE; a GET holds one of the upstream's stream slots while open."""
+        if request.method != "GET":
+            await self._relay(request, send, context)
+            return
+        # A resumption (Last-Event-ID) replays one stream's events: it is no second stream of the session.
+        session = "" if "last-event-id" in request.headers else context.session_id
+        try:
+            slot = self.upstream.streams.take(context.client_id or request.peer, session)
+        except JsonRpcError as error:
+            await send_jsonrpc_error(send, error)
+            return
+        with slot:
+            await self._relay(request, send, context)
+
+    async def _relay(self, request: Request, send: Send, context: Context) -> None:
+        """One GET or DELETE; a GET's server stream passes the pipeline per message."""
         headers = upstream_request_headers(request.headers, self.upstream.headers)
         try:
             response = await self.upstream.open(request.method, headers)
@@ -379,25 +503,37 @@ class StreamableHttpRoute:
             return
         try:
             exchange = Exchange(context)
-            out_headers = self._headers(response, exchange)
             if media_type(response.headers.get("content-type", "")) != "text/event-stream":
-                await send_response(send, response.status, await self.upstream.read(response), out_headers)
+                try:
+                    await self._relay_body(send, exchange, response, batch=False)
+                except UpstreamError as error:
+                    await send_jsonrpc_error(send, error)
                 return
-            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
-            # A server stream that ends badly just ends ours; the client reconnects.
-            with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError):
-                await until_disconnect(request, self._pump(send, exchange, response), self.closed)
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": self._headers(response, exchange)})
+            # A server stream that ends badly, or idles, just ends ours; the client reconnects.
+            idle = self.upstream.streams.caps.idle_seconds
+            with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError, TimeoutError):
+                await until_disconnect(request, self._pump(send, exchange, response, idle), self.closed)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             response.release()
 
     @staticmethod
-    def _headers(response: aiohttp.ClientResponse, exchange: Exchange) -> list[tuple[bytes, bytes]]:
-        """The client's response headers: the upstream's, rate-limit ones normalized on a 429."""
+    def _headers(
+        response: aiohttp.ClientResponse, exchange: Exchange, body: bool = True
+    ) -> list[tuple[bytes, bytes]]:
+        """The client's response headers: the upstream's, rate-limit ones normalized on a 429.
+
+        ``body=False``: without the upstream's ``Content-Type``, for a body mcpfence wrote.
+        """
         upstream: Mapping[str, str] = response.headers
         if response.status == 429:
             upstream = normalize_upstream_headers(response.headers)
-        return [*downstream_response_headers(upstream.items()), *exchange.response_headers]
+        headers = downstream_response_headers(upstream.items())
+        if not body:
+            headers = [header for header in headers if header[0] != b"content-type"]
+        return [*headers, *exchange.response_headers]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -418,3 +554,9 @@ async def _chain(head: list[bytes], reader: json_lines.LineReader) -> AsyncItera
         yield line
     while (more := await reader.line()) is not None:
         yield more
+
+
+def _error_text(message: Message) -> str:
+    error = message["error"]
+    text = error.get("message") if isinstance(error, dict) else None
+    return text if isinstance(text, str) else "an error"

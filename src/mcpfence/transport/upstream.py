@@ -15,6 +15,7 @@ from typing import Final
 import aiohttp
 
 from mcpfence import jsonrpc
+from mcpfence.transport.limits import StreamCaps, StreamSlots
 
 # The most of one upstream JSON answer mcpfence holds in memory to check it.
 MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
@@ -28,12 +29,22 @@ class UpstreamError(jsonrpc.JsonRpcError):
 
 
 class Upstream:
-    """An HTTP upstream: its URL, configured headers and a pooled client session."""
+    """An HTTP upstream: its URL, configured headers, a pooled client session, and the
+    slots of the long-lived streams that pool may carry."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout_seconds: float,
+        connections: int = 256,
+        streams: StreamCaps | None = None,
+    ) -> None:
         self.url = url
         self.headers = dict(headers)
         self.timeout_seconds = timeout_seconds
+        self.connections = connections
+        self.streams = StreamSlots(streams or StreamCaps(total=connections * 3 // 4))
         self._session: aiohttp.ClientSession | None = None
         self._connect_timeout = min(10.0, timeout_seconds)
 
@@ -41,7 +52,7 @@ class Upstream:
     def session(self) -> aiohttp.ClientSession:
         """The pooled client, made on first use: aiohttp wants a running event loop."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
