@@ -154,7 +154,7 @@ class Proxy:
             upstream = self._upstream(route) if route.upstream.url is not None else None
 
             def connect(stateless: str | None) -> Link:
-                return upstream_link(route, upstream, self.config.base_dir, stateless)
+                return upstream_link(route, upstream, self.config.base_dir, stateless, listen=False)
 
             listing = SelfListing(route.name, self.catalog, connect, route.upstream.timeout_seconds)
             self._listings[route.name] = listing

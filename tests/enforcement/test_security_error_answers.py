@@ -28,8 +28,10 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     json_500 = canned_upstream(b"application/json", {"/json/mcp": LISTING}, status=500)
     page_502 = canned_upstream(b"text/html", {"/html/mcp": b"<h1>Bad Gateway</h1>"}, status=502)
     with serve_asgi(json_500) as json_base, serve_asgi(page_502) as html_base:
+        # No schema check: the upstream's error page is what is under test, not a self-listing.
+        no_schema = {"input_schema": "off"}
         html = [
-            {"name": n, "path": f"/{n}/mcp", "upstream": {"url": html_base + "/html/mcp"}}
+            {"name": n, "path": f"/{n}/mcp", "upstream": {"url": f"{html_base}/html/mcp"}, **no_schema}
             for n in ("html", "logged")
         ]
         routes = [read_only_route("json", json_base + "/json/mcp"), *html]

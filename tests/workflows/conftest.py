@@ -79,14 +79,28 @@ def demo_config(world: World, directory: Path) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="session")
-def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextmanager
+def _fenced(directory: Path, input_schema: str = "enforce") -> Iterator[World]:
     with _upstreams() as upstream:
-        directory = tmp_path_factory.mktemp("fenced")
-        with run_proxy(demo_config(upstream, directory), directory) as proxy:
+        config = demo_config(upstream, directory)
+        config["routes"] = [{**route, "input_schema": input_schema} for route in config["routes"]]
+        with run_proxy(config, directory) as proxy:
             yield World(
                 upstream.ipost, upstream.postmark, proxy.url("/ipost/mcp"), proxy.url("/postmark/mcp")
             )
+
+
+@pytest.fixture(scope="session")
+def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with _fenced(tmp_path_factory.mktemp("fenced")) as world:
+        yield world
+
+
+@pytest.fixture(scope="session")
+def packs_alone_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The demo with the argument-schema check off: the packs' rules on their own."""
+    with _fenced(tmp_path_factory.mktemp("packs-alone"), input_schema="off") as world:
+        yield world
 
 
 @pytest.fixture
@@ -101,3 +115,10 @@ def fenced(fenced_world: World) -> World:
     """The same upstreams reached through mcpfence with both shipped packs."""
     fenced_world.reseed()
     return fenced_world
+
+
+@pytest.fixture
+def packs_alone(packs_alone_world: World) -> World:
+    """The same upstreams through mcpfence with both packs and no argument-schema check."""
+    packs_alone_world.reseed()
+    return packs_alone_world

@@ -53,17 +53,22 @@ class RouteEndpoints:
 
 
 def upstream_link(
-    route: RouteConfig, upstream: Upstream | None, base_dir: Path, stateless: str | None = None
+    route: RouteConfig,
+    upstream: Upstream | None,
+    base_dir: Path,
+    stateless: str | None = None,
+    listen: bool = True,
 ) -> Link:
     """A fresh message link to the route's upstream; ``stateless``: the 2026-07-28 revision
-    to speak without a session (Streamable HTTP upstreams only)."""
+    to speak without a session (Streamable HTTP upstreams only); ``listen=False``: no
+    server stream (GET) for a link that only asks and reads the answers."""
     config = route.upstream
     if upstream is None:
         assert config.command is not None
         return StdioLink(route.name, config.command, config.env, cwd=base_dir)
     if config.kind == "sse":
         return SseLink(upstream)
-    return StreamableHttpLink(upstream, protocol_version=stateless)
+    return StreamableHttpLink(upstream, protocol_version=stateless, listen=listen)
 
 
 def build_endpoints(

@@ -34,8 +34,10 @@ async def _ignore(_: object) -> None:
 class StreamableHttpLink:
     """One upstream session, driven message by message."""
 
-    def __init__(self, upstream: Upstream, protocol_version: str | None = None) -> None:
+    def __init__(self, upstream: Upstream, protocol_version: str | None = None, listen: bool = True) -> None:
         self.upstream = upstream
+        # Whether to hold the server's own stream (GET) open after the handshake.
+        self.listen = listen
         self.session_id: str | None = None
         # Known up front only for a stateless (2026-07-28) link, which has no handshake.
         self.protocol_version = protocol_version
@@ -56,7 +58,7 @@ class StreamableHttpLink:
             self._spawn(self._post(message))
             return
         await self._post(message)  # the handshake and one-way messages keep their order
-        if method == "notifications/initialized":
+        if method == "notifications/initialized" and self.listen:
             self._spawn(self._listen())
 
     async def close(self) -> None:
