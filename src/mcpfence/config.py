@@ -100,6 +100,14 @@ class RouteConfig(_Strict):
     upstream: UpstreamConfig
     expose: ExposeConfig | None = None
     rate_limit: RateLimitConfig | None = None
+    # false: the route's own path answers 404; only token routes built on it serve it.
+    public: bool = True
+
+    @model_validator(mode="after")
+    def _reachable(self) -> RouteConfig:
+        if not self.public and self.upstream.url is None:
+            raise ValueError("public: false needs an HTTP upstream: token routes cannot use stdio")
+        return self
 
 
 class Config(_Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -71,7 +71,8 @@ class Proxy:
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.endpoints: list[RouteEndpoints] = []
-        routes = {route.path: self._endpoints(route) for route in config.routes}
+        # A private route (``public: false``) is reached only through its token routes.
+        routes = {route.path: self._endpoints(route) for route in config.routes if route.public}
         self.app = ProxyApp(
             routes,
             OriginGuard(config.server.allowed_origins),
@@ -89,7 +90,7 @@ class Proxy:
         guard = self._guard(route, None)  # one guard: the relay and the bridge share its buckets
         relays = upstream is not None and route.upstream.kind == "streamable-http"
         relay = self._route(route, guard=guard) if relays else None
-        pipeline = CacheScopedPipeline(self._addons(route.expose))
+        pipeline = CacheScopedPipeline(self._addons([route.expose]))
         max_body = self.config.server.max_body_bytes
         schemas = partial(self.catalog.param_schema, route.name)
         endpoints = build_endpoints(
@@ -112,16 +113,21 @@ class Proxy:
     def _route(
         self, route: RouteConfig, token_route: TokenRoute | None = None, guard: AccessGuard | None = None
     ) -> StreamableHttpRoute:
-        """A relay handler; a token route reuses its config route's upstream and policies."""
+        """A relay handler; a token route reuses its config route's upstream and policies.
+
+        A token route's filters apply on top of its config route's, so they can only
+        narrow what the config route exposes, never widen it.
+        """
         upstream = self._upstream(route)
-        expose = route.expose
+        filters = [route.expose]
         if token_route is not None:
-            expose = ExposeConfig.model_validate({"methods": token_route.methods, "tags": token_route.tags})
+            own = {"methods": token_route.methods, "tags": token_route.tags}
+            filters.append(ExposeConfig.model_validate(own))
             guard = self._guard(route, token_route)
         return StreamableHttpRoute(
             route.name,
             upstream,
-            CacheScopedPipeline(self._addons(expose)),
+            CacheScopedPipeline(self._addons(filters)),
             self.config.server.max_body_bytes,
             guard,
             partial(self.catalog.param_schema, route.name),
@@ -136,15 +142,19 @@ class Proxy:
         name = token_route.name if token_route is not None else route.name
         return AccessGuard(name, api_tokens, limit)
 
-    def _addons(self, expose: ExposeConfig | None) -> list[Addon]:
-        """The pipeline of one route, outermost first (see pipeline.py)."""
+    def _exposure(self, expose: ExposeConfig) -> Exposure:
+        return Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
+
+    def _addons(self, filters: Sequence[ExposeConfig | None]) -> list[Addon]:
+        """The pipeline of one route, outermost first (see pipeline.py); a tool must pass
+        every one of ``filters`` (``None``: no filter)."""
         addons: list[Addon] = []
         # Telemetry that records nothing costs nothing: its addons are left out.
         if self.telemetry.recording or self.decision_log is not None:
             addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision))
-        if expose is not None:
-            exposure = Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
-            addons.append(ExposureAddon(exposure, self.catalog))
+        for expose in filters:
+            if expose is not None:
+                addons.append(ExposureAddon(self._exposure(expose), self.catalog))
         addons.append(PolicyAddon(self.policies, self.catalog, self.memory))
         if self.telemetry.tracing:
             addons.append(UpstreamTraceAddon())
@@ -231,9 +241,15 @@ class Proxy:
             return Starlette(routes=[metrics, admin])
 
     async def _list_tools(self, route_name: str) -> list[ToolInfo]:
-        upstream = self._route_configs[route_name].upstream
+        """The tools the config route exposes: what a token route's filters can narrow."""
+        route = self._route_configs[route_name]
+        upstream = route.upstream
         assert upstream.url is not None
-        return await list_upstream_tools(upstream.url, upstream.headers, upstream.timeout_seconds)
+        tools = await list_upstream_tools(upstream.url, upstream.headers, upstream.timeout_seconds)
+        if route.expose is None:
+            return tools
+        exposure = self._exposure(route.expose)
+        return [(name, annotations) for name, annotations in tools if exposure.allows(name, annotations)]
 
     def _policy_summary(self) -> PolicySetSummary:
         current = self.policies.current

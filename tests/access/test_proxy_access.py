@@ -92,6 +92,7 @@ def proxy_config(upstream_url: str, limited_url: str, storage: Path, admin_port:
             route("crm-burst", rate_limit={"requests": 3, "per_seconds": 60, "key": "route"}),
             route("crm-limited", rate_limit={"requests": 100, "per_seconds": 60, "key": "session"}),
             route("vendor", url=limited_url),
+            route("crm-hidden", public=False),
         ],
     }
 
@@ -168,6 +169,50 @@ async def test_tag_filter_exposes_only_matching_tools(running: Running) -> None:
 async def test_token_route_url_works_with_its_filters(running: Running) -> None:
     created = running.create_route(name="token-read", config={"methods": ["read"]})
     assert await tool_names(running.local_url(created)) == ["list_contacts", "lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_without_filters_keeps_its_config_routes_filter(running: Running) -> None:
+    created = running.create_route(name="token-on-read", upstream="crm-read")
+    assert await tool_names(running.local_url(created)) == ["list_contacts", "lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_filters_narrow_its_config_routes_filter(running: Running) -> None:
+    config = {"methods": ["read", "custom"], "tags": ["journeys"]}
+    created = running.create_route(name="token-narrowed", upstream="crm-read", config=config)
+    assert await tool_names(running.local_url(created)) == ["lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_refuses_a_call_its_config_route_hides(running: Running) -> None:
+    created = running.create_route(name="token-read-call", upstream="crm-read")
+    async with connect(running.local_url(created)) as connection:
+        await connection.session.list_tools()
+        result = await connection.session.call_tool("create_contact", {"email": "a@example.com"})
+    assert result.is_error
+    assert "write" in result.content[0].text  # type: ignore[union-attr]
+
+
+def test_admin_refuses_token_route_filters_that_leave_nothing_of_the_config_route(running: Running) -> None:
+    body = {"name": "token-empty", "upstream": "crm-read", "config": {"methods": ["write"]}}
+    response = running.admin.post("/admin/routes", json=body)
+    assert response.status_code == 400
+    assert "no tool" in response.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_private_config_route_is_not_served_at_its_path(running: Running) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS) as http:
+        for path in ("/crm-hidden/mcp", "/crm-hidden/mcp/sse"):
+            response = await http.post(running.proxy.url(path), json=request("ping"))
+            assert response.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_private_config_route_serves_its_token_routes(running: Running) -> None:
+    created = running.create_route(name="token-on-hidden", upstream="crm-hidden")
+    assert "create_contact" in await tool_names(running.local_url(created))
 
 
 @pytest.mark.anyio

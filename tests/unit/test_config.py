@@ -50,3 +50,11 @@ def test_duplicate_route_names_are_refused(tmp_path: Path) -> None:
 def test_paths_in_the_file_are_relative_to_it(tmp_path: Path) -> None:
     path = write(tmp_path, "policies: [rules/]\n")
     assert load_config(path, env={}).policy_paths == [(tmp_path / "rules").resolve()]
+
+
+def test_a_private_stdio_route_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes:\n  - name: a\n    path: /a\n    public: false\n    upstream:\n"
+                           "      command: [python, server.py]\n")
+    with pytest.raises(SourceError) as caught:
+        load_config(path, env={})
+    assert "public: false needs an HTTP upstream" in str(caught.value)
