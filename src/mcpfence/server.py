@@ -39,6 +39,7 @@ from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
+from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 
 log = logging.getLogger("mcpfence")
@@ -325,7 +326,8 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
         raise ConfigError(str(error)) from error
     base = f"http://{server.host}:{server.port}"
     for route in config.routes:
-        target = route.upstream.url or " ".join(route.upstream.command or ())
+        url = route.upstream.url
+        target = redact_url(url) if url is not None else " ".join(route.upstream.command or ())
         log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
     if server.admin_port is not None:
         log.info("admin listener (API, /metrics): http://%s:%d", server.admin_host, server.admin_port)

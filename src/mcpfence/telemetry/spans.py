@@ -7,6 +7,7 @@ span: the only per-call work left is a clock read and the metric updates.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from time import perf_counter
 from types import TracebackType
@@ -21,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 from mcpfence.telemetry import names
 from mcpfence.telemetry.instruments import Instruments
 from mcpfence.telemetry.propagation import PROPAGATOR
+from mcpfence.urls import redact_urls
 
 __all__ = ["RequestSpan", "UpstreamSpan", "identity_attributes"]
 
@@ -67,7 +69,7 @@ class _TimedSpan:
             self._span.set_attribute(names.ERROR_TYPE, error_type)
             if isinstance(error, int):
                 self._span.set_attribute(names.RPC_RESPONSE_STATUS_CODE, error_type)
-            self._span.set_status(Status(StatusCode.ERROR, message))
+            self._span.set_status(Status(StatusCode.ERROR, message and redact_urls(message)))
 
     def __enter__(self) -> Self:
         return self
@@ -90,7 +92,13 @@ class _TimedSpan:
             if names.ERROR_TYPE not in self._metric_attributes:
                 self.set_error(type(exc).__qualname__, str(exc))
             if self._span.is_recording():
-                self._span.record_exception(exc)
+                # The exception's text may quote an upstream URL: record it redacted.
+                trace = "".join(traceback.format_exception(exc))
+                redacted = {
+                    "exception.message": redact_urls(str(exc)),
+                    "exception.stacktrace": redact_urls(trace),
+                }
+                self._span.record_exception(exc, redacted)
         self._histogram.record(perf_counter() - self._start, self._metric_attributes)
         self._span.end()
 

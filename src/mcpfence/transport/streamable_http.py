@@ -174,7 +174,7 @@ class StreamableHttpRoute:
                 await self._reply_locally(send, exchange, batch)
             elif exchange.pending and response.status < 300 and response.status != 202:
                 # A body we cannot check is not relayed: lenient clients may read it as an answer.
-                url, media = self.upstream.url, kind or "none"
+                url, media = self.upstream.shown_url, kind or "none"
                 raise UpstreamError(f"upstream {url} answered with Content-Type {media}, not JSON")
             else:
                 raw = await self.upstream.read(response)
@@ -193,7 +193,7 @@ class StreamableHttpRoute:
         try:
             parsed = jsonrpc.loads(raw)
         except JsonRpcError:
-            raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
+            raise UpstreamError(f"upstream {self.upstream.shown_url} sent a body that is not JSON") from None
         answers = [self._answer(exchange, message) for message in _as_list(parsed)]
         answers.extend(exchange.local_answers())
         answers.extend(self._unanswered(exchange))
@@ -203,7 +203,7 @@ class StreamableHttpRoute:
     def _answer(self, exchange: Exchange, message: Any) -> Message:
         """Pass one upstream message through the pipeline, as an answer or on its own."""
         if not isinstance(message, dict):
-            raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
+            raise UpstreamError(f"upstream {self.upstream.shown_url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
         flow = exchange.pending.pop(answered, None) if answered is not None else None
         if flow is None:
@@ -216,7 +216,7 @@ class StreamableHttpRoute:
     def _unanswered(self, exchange: Exchange, reason: str = "") -> list[Message]:
         """Errors for requests the upstream never answered, so no client waits forever."""
         answers = []
-        reason = reason or f"upstream {self.upstream.url} closed the exchange without answering"
+        reason = reason or f"upstream {self.upstream.shown_url} closed the exchange without answering"
         for flow in exchange.pending.values():
             flow.error = reason
             flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
@@ -256,7 +256,7 @@ class StreamableHttpRoute:
         except TimeoutError:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
-            reason = f"upstream {self.upstream.url} stream failed: {exc}"
+            reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
         for answer in self._unanswered(exchange, reason):
             await sse.send_message(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
