@@ -35,7 +35,7 @@ from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy.reload import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
-from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
+from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
@@ -211,11 +211,14 @@ class Proxy:
     # -- admin listener --------------------------------------------------------
 
     def admin_app(self) -> Any:
-        """The admin API and ``/metrics``, for the loopback admin listener.
+        """The admin API and ``/metrics``, for the loopback admin listener, behind the
+        proxy's DNS-rebinding checks (Host for the admin address; local origins only)."""
+        hosts = HostGuard(self.config.server.admin_host)
+        return RebindingGuard(self._admin_routes(), hosts, OriginGuard(()))
 
-        Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
-        request gets 503 saying why) while the proxy and ``/metrics`` run on.
-        """
+    def _admin_routes(self) -> Any:
+        """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
+        request gets 503 saying why) while the proxy and ``/metrics`` run on."""
         assert self.store is not None
         server = self.config.server
         metrics = Route("/metrics", self.telemetry.metrics_app())

@@ -338,3 +338,21 @@ async def test_routes_survive_a_restart_and_tokens_stay_out_of_logs(
         output += second.proxy.stop()
     assert token not in output
     assert token.encode() not in (tmp_path / "routes.db").read_bytes()
+
+
+REBOUND = ({"Host": "evil.example"}, {"Origin": "http://evil.example"})
+
+
+@pytest.mark.parametrize("headers", REBOUND, ids=["host", "origin"])
+@pytest.mark.parametrize("path", ["/metrics", "/admin/routes"])
+def test_admin_listener_refuses_rebound_hosts_and_foreign_origins(
+    running: Running, path: str, headers: dict[str, str]
+) -> None:
+    response = running.admin.get(path, headers=headers)
+    assert response.status_code in (403, 421)
+    assert "not allowed" in response.json()["error"]
+
+
+def test_admin_listener_serves_metrics_to_local_clients(running: Running) -> None:
+    response = running.admin.get("/metrics", headers={"Origin": "http://localhost:3000"})
+    assert response.status_code == 200
