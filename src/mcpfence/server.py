@@ -152,7 +152,7 @@ class Proxy:
         addons: list[Addon] = []
         # Telemetry that records nothing costs nothing: its addons are left out.
         if self.telemetry.recording or self.decision_log is not None:
-            addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision))
+            addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision, self.catalog))
         for expose in filters:
             if expose is not None:
                 addons.append(ExposureAddon(self._exposure(expose), self.catalog))

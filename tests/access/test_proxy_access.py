@@ -356,3 +356,23 @@ def test_admin_listener_refuses_rebound_hosts_and_foreign_origins(
 def test_admin_listener_serves_metrics_to_local_clients(running: Running) -> None:
     response = running.admin.get("/metrics", headers={"Origin": "http://localhost:3000"})
     assert response.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_client_chosen_names_never_become_metric_labels(running: Running) -> None:
+    """Tool names the route never listed and unknown methods are counted as ``other``:
+    a client cannot grow the metrics without bound."""
+    url = running.proxy.url("/crm/mcp")
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, url)
+        headers = session_headers(session_id)
+        await http.post(url, json=request("tools/list"), headers=headers)
+        for name in ("list_contacts", "made_up_tool_7781"):
+            call = request("tools/call", {"name": name, "arguments": {}})
+            await http.post(url, json=call, headers=headers)
+        await http.post(url, json=request("made/up-method-7781"), headers=headers)
+    metrics = running.admin.get("/metrics").text
+    assert 'tool="list_contacts"' in metrics
+    assert 'tool="other"' in metrics
+    assert 'mcp_method_name="other"' in metrics
+    assert "7781" not in metrics

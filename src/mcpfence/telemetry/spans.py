@@ -128,7 +128,7 @@ class UpstreamSpan(_TimedSpan):
 class RequestSpan(_TimedSpan):
     """The SERVER span of one inbound JSON-RPC request, with its policy decision."""
 
-    __slots__ = ("_instruments", "_method", "_name", "_route", "_tool", "_tracer")
+    __slots__ = ("_instruments", "_labels", "_method", "_name", "_route", "_tool", "_tracer")
 
     def __init__(
         self,
@@ -140,8 +140,10 @@ class RequestSpan(_TimedSpan):
         method: str,
         tool: str | None,
         route: str,
+        labels: tuple[str, str | None],
         metric_attributes: dict[str, AttributeValue],
     ) -> None:
+        """``labels`` are the method and tool as metrics name them (bounded)."""
         super().__init__(span, instruments.operation_duration, metric_attributes)
         self._tracer = tracer
         self._instruments = instruments
@@ -149,6 +151,7 @@ class RequestSpan(_TimedSpan):
         self._method = method
         self._tool = tool
         self._route = route
+        self._labels = labels
 
     @property
     def trace_id(self) -> str:
@@ -167,7 +170,7 @@ class RequestSpan(_TimedSpan):
         the client receives a result with ``isError: true``.
         """
         counter = self._instruments.decisions
-        labels = {"route": self._route, "tool": self._tool or "", "decision": decision}
+        labels = {"route": self._route, "tool": self._labels[1] or "", "decision": decision}
         for policy in violated or ("",):
             counter.add(1, {**labels, "policy": policy})
         if self._span.is_recording():
@@ -202,7 +205,7 @@ class RequestSpan(_TimedSpan):
         A request the sampler left out still passes its (unsampled) context upstream,
         so the upstream makes the same sampling decision.
         """
-        metric_attributes = identity_attributes(self._method, self._route, None)
+        metric_attributes = identity_attributes(self._labels[0], self._route, None)
         carrier: dict[str, str] = {}
         if not self._span.get_span_context().is_valid:  # tracing off
             return UpstreamSpan(
