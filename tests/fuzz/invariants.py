@@ -22,9 +22,14 @@ def received_messages(response: httpx.Response) -> list[Any]:
     body = response.text
     if not body:
         return []
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        return [json.loads(event["data"]) for event in sse_events(body) if event.get("data")]
-    value = json.loads(body)
+    try:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return [json.loads(event["data"]) for event in sse_events(body) if event.get("data")]
+        value = json.loads(body)
+    except ValueError:
+        raise AssertionError(
+            f"HTTP {response.status_code}: a body that is not JSON-RPC: {body[:200]!r}"
+        ) from None
     return value if isinstance(value, list) else [value]
 
 
