@@ -402,9 +402,15 @@ def row(s: Sample) -> str:
 
 
 def report(
-    samples: list[Sample], traffic: Traffic, reload_log: list[str], minutes: float, workers: int
+    samples: list[Sample],
+    traffic: Traffic,
+    reload_log: list[str],
+    minutes: float,
+    workers: int,
+    at_start: str,
 ) -> str:
-    """Markdown: conditions, the series, and last-quarter means against the first quarter after warm-up."""
+    """Markdown: ``at_start`` (the conditions), the series, and last-quarter means against
+    the first quarter after warm-up."""
     warm = [s for s in samples if s.elapsed >= 60] or samples
     quarter = max(1, len(warm) // 4)
     first, last = warm[:quarter], warm[-quarter:]
@@ -421,7 +427,7 @@ def report(
     failures = ", ".join(f"{kind} {count:,}" for kind, count in sorted(traffic.failures.items())) or "none"
     return "\n".join(
         [
-            f"Soak: {minutes:g} minutes, {workers} client workers; {conditions()}",
+            f"Soak: {minutes:g} minutes, {workers} client workers; {at_start}",
             "",
             HEADER,
             *[row(s) for s in samples],
@@ -487,7 +493,7 @@ async def soak(args: argparse.Namespace, directory: Path) -> str:
                 stop = asyncio.Event()
                 samples: list[Sample] = []
                 reload_log: list[str] = []
-                started = time.monotonic()
+                started, at_start = time.monotonic(), conditions()
                 print(HEADER, flush=True)
                 tasks = [
                     asyncio.create_task(clients(traffic, args.workers, stop)),
@@ -511,7 +517,7 @@ async def soak(args: argparse.Namespace, directory: Path) -> str:
             finally:
                 child.terminate()
                 await child.wait()
-    return report(samples, traffic, reload_log, args.minutes, args.workers)
+    return report(samples, traffic, reload_log, args.minutes, args.workers, at_start)
 
 
 def main() -> None:
