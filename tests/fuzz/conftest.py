@@ -39,7 +39,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # How long one exchange may take before it counts as a hang.
-HANG_SECONDS = 10.0
+HANG_SECONDS = 20.0
 
 POLICIES = """\
 apiVersion: mcpfence/v1
