@@ -14,9 +14,10 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from mcpfence.catalog import ToolCatalog
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
-from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan
+from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan, names
 
 # Methods whose span is named after what they act on (SPEC §8: `{method} {target}`).
 TARGET_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
@@ -39,8 +40,10 @@ class TracingAddon(BaseAddon):
         telemetry: Telemetry,
         decision_log: DecisionLog | None,
         policy_revision: Callable[[], str],
+        catalog: ToolCatalog,
     ) -> None:
         self.telemetry = telemetry
+        self.catalog = catalog
         self.decision_log = decision_log
         self.policy_revision = policy_revision
 
@@ -49,9 +52,13 @@ class TracingAddon(BaseAddon):
         meta = _meta(params)
         key = TARGET_PARAM.get(flow.method)
         context = flow.context
+        target = _text(params.get(key)) if key else None
+        # Metrics name only tools the route listed: client-chosen names stay unbounded.
+        listed = target is not None and self.catalog.knows(context.route, target)
         flow.notes["span"] = self.telemetry.request_span(
             flow.method,
-            _text(params.get(key)) if key else None,
+            target,
+            tool_label=target if listed else names.OTHER_LABEL,
             route=context.route,
             session_id=context.session_id or None,
             protocol_version=context.protocol_version or None,
