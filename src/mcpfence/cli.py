@@ -12,6 +12,7 @@ from pathlib import Path
 from mcpfence import __version__
 from mcpfence.admin import client_cli
 from mcpfence.config import ConfigError
+from mcpfence.urls import RedactingFormatter
 from mcpfence.yamlsource import SourceError
 
 # Exit code for unusable input (a bad config file or environment); check/test use 1.
@@ -107,7 +108,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))

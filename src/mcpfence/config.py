@@ -127,6 +127,14 @@ class RouteConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     # The built-in check of every call's arguments against the tool's inputSchema.
     input_schema: Literal["enforce", "audit", "off"] = "enforce"
+    # false: the route's own path answers 404; only token routes built on it serve it.
+    public: bool = True
+
+    @model_validator(mode="after")
+    def _reachable(self) -> RouteConfig:
+        if not self.public and self.upstream.url is None:
+            raise ValueError("public: false needs an HTTP upstream: token routes cannot use stdio")
+        return self
 
 
 class Config(_Strict):

@@ -95,9 +95,29 @@ def loads(body: bytes | str) -> Any:
         raise JsonRpcError(PARSE_ERROR, "Parse error: nested too deeply") from None
 
 
+# Line boundaries for str.splitlines() (and U+2028/U+2029 for JavaScript) that JSON
+# encoders leave raw; every other one (CR, LF, VT, FF, FS, GS, RS) is a control
+# character JSON always escapes.
+_RAW_LINE_BREAKS = tuple((chr(code).encode(), f"\\u{code:04x}".encode()) for code in (0x85, 0x2028, 0x2029))
+
+
+def one_line(data: bytes) -> bytes:
+    """JSON text with U+0085, U+2028 and U+2029 escaped (they occur only inside strings).
+
+    A JSON value written as a line (stdio, line-delimited streams, the decision log)
+    could otherwise be split in two by a client-chosen string for readers that
+    break lines at them.
+    """
+    if b"\xc2\x85" not in data and b"\xe2\x80" not in data:  # the common case: two scans
+        return data
+    for raw, escaped in _RAW_LINE_BREAKS:
+        data = data.replace(raw, escaped)
+    return data
+
+
 def dumps(value: Any) -> bytes:
-    """Serialize compactly as UTF-8; this is the only form mcpfence forwards."""
-    return _encoder.encode(value).encode("utf-8")
+    """Serialize compactly as UTF-8, one line; this is the only form mcpfence forwards."""
+    return one_line(_encoder.encode(value).encode("utf-8"))
 
 
 def canonical(value: Any) -> bytes:

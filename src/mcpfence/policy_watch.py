@@ -61,7 +61,7 @@ class PolicyWatcher:
             return False
         self._seen = current
         try:
-            policies = await asyncio.to_thread(load_policy_set, self.paths)
+            policies = await asyncio.to_thread(load_policy_set, self.paths, allow_empty=False)
         except SourceError as error:
             self.on_error(error)
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,12 +36,13 @@ from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
-from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
+from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
 from mcpfence.transport.limits import StreamCaps
 from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
+from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 
 log = logging.getLogger("mcpfence")
@@ -75,7 +76,8 @@ class Proxy:
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self.endpoints: list[RouteEndpoints] = []
-        routes = {route.path: self._endpoints(route) for route in config.routes}
+        # A private route (``public: false``) is reached only through its token routes.
+        routes = {route.path: self._endpoints(route) for route in config.routes if route.public}
         self.app = ProxyApp(
             routes,
             OriginGuard(config.server.allowed_origins),
@@ -93,7 +95,7 @@ class Proxy:
         guard = self._guard(route, None)  # one guard: the relay and the bridge share its buckets
         relays = upstream is not None and route.upstream.kind == "streamable-http"
         relay = self._route(route, guard=guard) if relays else None
-        pipeline = CacheScopedPipeline(self._addons(route, route.expose))
+        pipeline = CacheScopedPipeline(self._addons(route, [route.expose]))
         max_body = self.config.server.max_body_bytes
         schemas = partial(self.catalog.param_schema, route.name)
         endpoints = build_endpoints(
@@ -123,16 +125,21 @@ class Proxy:
     def _route(
         self, route: RouteConfig, token_route: TokenRoute | None = None, guard: AccessGuard | None = None
     ) -> StreamableHttpRoute:
-        """A relay handler; a token route reuses its config route's upstream and policies."""
+        """A relay handler; a token route reuses its config route's upstream and policies.
+
+        A token route's filters apply on top of its config route's, so they can only
+        narrow what the config route exposes, never widen it.
+        """
         upstream = self._upstream(route)
-        expose = route.expose
+        filters = [route.expose]
         if token_route is not None:
-            expose = ExposeConfig.model_validate({"methods": token_route.methods, "tags": token_route.tags})
+            own = {"methods": token_route.methods, "tags": token_route.tags}
+            filters.append(ExposeConfig.model_validate(own))
             guard = self._guard(route, token_route)
         return StreamableHttpRoute(
             route.name,
             upstream,
-            CacheScopedPipeline(self._addons(route, expose)),
+            CacheScopedPipeline(self._addons(route, filters)),
             self.config.server.max_body_bytes,
             guard,
             partial(self.catalog.param_schema, route.name),
@@ -160,15 +167,19 @@ class Proxy:
             self._listings[route.name] = listing
         return listing
 
-    def _addons(self, route: RouteConfig, expose: ExposeConfig | None) -> list[Addon]:
-        """The pipeline of one route, outermost first (see pipeline.py)."""
+    def _exposure(self, expose: ExposeConfig) -> Exposure:
+        return Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
+
+    def _addons(self, route: RouteConfig, filters: Sequence[ExposeConfig | None]) -> list[Addon]:
+        """The pipeline of one route, outermost first (see pipeline.py); a tool must pass
+        every one of ``filters`` (``None``: no filter)."""
         addons: list[Addon] = []
         # Telemetry that records nothing costs nothing: its addons are left out.
         if self.telemetry.recording or self.decision_log is not None:
-            addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision))
-        if expose is not None:
-            exposure = Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
-            addons.append(ExposureAddon(exposure, self.catalog))
+            addons.append(TracingAddon(self.telemetry, self.decision_log, self._revision, self.catalog))
+        for expose in filters:
+            if expose is not None:
+                addons.append(ExposureAddon(self._exposure(expose), self.catalog))
         listing = self._listing(route) if route.input_schema != "off" else None
         addons.append(PolicyAddon(self.policies, self.catalog, self.memory, route.input_schema, listing))
         if self.telemetry.tracing:
@@ -225,11 +236,14 @@ class Proxy:
     # -- admin listener --------------------------------------------------------
 
     def admin_app(self) -> Any:
-        """The admin API and ``/metrics``, for the loopback admin listener.
+        """The admin API and ``/metrics``, for the loopback admin listener, behind the
+        proxy's DNS-rebinding checks (Host for the admin address; local origins only)."""
+        hosts = HostGuard(self.config.server.admin_host)
+        return RebindingGuard(self._admin_routes(), hosts, OriginGuard(()))
 
-        Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
-        request gets 503 saying why) while the proxy and ``/metrics`` run on.
-        """
+    def _admin_routes(self) -> Any:
+        """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
+        request gets 503 saying why) while the proxy and ``/metrics`` run on."""
         assert self.store is not None
         server = self.config.server
         metrics = Route("/metrics", self.telemetry.metrics_app())
@@ -256,9 +270,15 @@ class Proxy:
             return Starlette(routes=[metrics, admin])
 
     async def _list_tools(self, route_name: str) -> list[ToolInfo]:
-        upstream = self._route_configs[route_name].upstream
+        """The tools the config route exposes: what a token route's filters can narrow."""
+        route = self._route_configs[route_name]
+        upstream = route.upstream
         assert upstream.url is not None
-        return await list_upstream_tools(upstream.url, upstream.headers, upstream.timeout_seconds)
+        tools = await list_upstream_tools(upstream.url, upstream.headers, upstream.timeout_seconds)
+        if route.expose is None:
+            return tools
+        exposure = self._exposure(route.expose)
+        return [(name, annotations) for name, annotations in tools if exposure.allows(name, annotations)]
 
     def _policy_summary(self) -> PolicySetSummary:
         current = self.policies.current
@@ -334,7 +354,8 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
         raise ConfigError(str(error)) from error
     base = f"http://{server.host}:{server.port}"
     for route in config.routes:
-        target = route.upstream.url or " ".join(route.upstream.command or ())
+        url = route.upstream.url
+        target = redact_url(url) if url is not None else " ".join(route.upstream.command or ())
         log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
     if server.admin_port is not None:
         log.info("admin listener (API, /metrics): http://%s:%d", server.admin_host, server.admin_port)

@@ -92,6 +92,7 @@ def proxy_config(upstream_url: str, limited_url: str, storage: Path, admin_port:
             route("crm-burst", rate_limit={"requests": 3, "per_seconds": 60, "key": "route"}),
             route("crm-limited", rate_limit={"requests": 100, "per_seconds": 60, "key": "session"}),
             route("vendor", url=limited_url),
+            route("crm-hidden", public=False),
         ],
     }
 
@@ -168,6 +169,50 @@ async def test_tag_filter_exposes_only_matching_tools(running: Running) -> None:
 async def test_token_route_url_works_with_its_filters(running: Running) -> None:
     created = running.create_route(name="token-read", config={"methods": ["read"]})
     assert await tool_names(running.local_url(created)) == ["list_contacts", "lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_without_filters_keeps_its_config_routes_filter(running: Running) -> None:
+    created = running.create_route(name="token-on-read", upstream="crm-read")
+    assert await tool_names(running.local_url(created)) == ["list_contacts", "lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_filters_narrow_its_config_routes_filter(running: Running) -> None:
+    config = {"methods": ["read", "custom"], "tags": ["journeys"]}
+    created = running.create_route(name="token-narrowed", upstream="crm-read", config=config)
+    assert await tool_names(running.local_url(created)) == ["lookup_journey"]
+
+
+@pytest.mark.anyio
+async def test_token_route_refuses_a_call_its_config_route_hides(running: Running) -> None:
+    created = running.create_route(name="token-read-call", upstream="crm-read")
+    async with connect(running.local_url(created)) as connection:
+        await connection.session.list_tools()
+        result = await connection.session.call_tool("create_contact", {"email": "a@example.com"})
+    assert result.is_error
+    assert "write" in result.content[0].text  # type: ignore[union-attr]
+
+
+def test_admin_refuses_token_route_filters_that_leave_nothing_of_the_config_route(running: Running) -> None:
+    body = {"name": "token-empty", "upstream": "crm-read", "config": {"methods": ["write"]}}
+    response = running.admin.post("/admin/routes", json=body)
+    assert response.status_code == 400
+    assert "no tool" in response.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_private_config_route_is_not_served_at_its_path(running: Running) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS) as http:
+        for path in ("/crm-hidden/mcp", "/crm-hidden/mcp/sse"):
+            response = await http.post(running.proxy.url(path), json=request("ping"))
+            assert response.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_private_config_route_serves_its_token_routes(running: Running) -> None:
+    created = running.create_route(name="token-on-hidden", upstream="crm-hidden")
+    assert "create_contact" in await tool_names(running.local_url(created))
 
 
 @pytest.mark.anyio
@@ -293,3 +338,41 @@ async def test_routes_survive_a_restart_and_tokens_stay_out_of_logs(
         output += second.proxy.stop()
     assert token not in output
     assert token.encode() not in (tmp_path / "routes.db").read_bytes()
+
+
+REBOUND = ({"Host": "evil.example"}, {"Origin": "http://evil.example"})
+
+
+@pytest.mark.parametrize("headers", REBOUND, ids=["host", "origin"])
+@pytest.mark.parametrize("path", ["/metrics", "/admin/routes"])
+def test_admin_listener_refuses_rebound_hosts_and_foreign_origins(
+    running: Running, path: str, headers: dict[str, str]
+) -> None:
+    response = running.admin.get(path, headers=headers)
+    assert response.status_code in (403, 421)
+    assert "not allowed" in response.json()["error"]
+
+
+def test_admin_listener_serves_metrics_to_local_clients(running: Running) -> None:
+    response = running.admin.get("/metrics", headers={"Origin": "http://localhost:3000"})
+    assert response.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_client_chosen_names_never_become_metric_labels(running: Running) -> None:
+    """Tool names the route never listed and unknown methods are counted as ``other``:
+    a client cannot grow the metrics without bound."""
+    url = running.proxy.url("/crm/mcp")
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, url)
+        headers = session_headers(session_id)
+        await http.post(url, json=request("tools/list"), headers=headers)
+        for name in ("list_contacts", "made_up_tool_7781"):
+            call = request("tools/call", {"name": name, "arguments": {}})
+            await http.post(url, json=call, headers=headers)
+        await http.post(url, json=request("made/up-method-7781"), headers=headers)
+    metrics = running.admin.get("/metrics").text
+    assert 'tool="list_contacts"' in metrics
+    assert 'tool="other"' in metrics
+    assert 'mcp_method_name="other"' in metrics
+    assert "7781" not in metrics

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from mcpfence.transport.request_ids import own_id
 from tests.protocol.clients import MCP_HEADERS
 from tests.servers import Proxy
 
@@ -22,28 +23,57 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 Asgi = Callable[[dict[str, Any], Any, Any], Any]
 
 
+def read_body(receive: Any) -> Any:
+    """The whole request body of an ASGI exchange."""
+
+    async def read() -> bytes:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                return body
+
+    return read()
+
+
+_CANNED_ID = re.compile(rb'"id":\s*(-?\d+|"[^"\\]*")')
+
+
+def answering(request: bytes, body: bytes) -> bytes:
+    """``body`` with each canned id that names a request's own id replaced by the id the
+    request came with: mcpfence sends ids of its own upstream, which a real server echoes."""
+    try:
+        sent = json.loads(request)
+    except ValueError:
+        return body
+    given = {}
+    for message in sent if isinstance(sent, list) else [sent]:
+        upstream = message.get("id") if isinstance(message, dict) else None
+        own = own_id(upstream)
+        if own is not None:
+            given[json.dumps(own)] = json.dumps(upstream).encode()
+
+    def swap(match: re.Match[bytes]) -> bytes:
+        upstream = given.get(json.dumps(json.loads(match.group(1))))
+        return b'"id": ' + upstream if upstream is not None else match.group(0)
+
+    return _CANNED_ID.sub(swap, body)
+
+
 def canned_upstream(
     content_type: bytes, bodies: Mapping[str, bytes], status: int = 200, echo_id: bool = False
 ) -> Asgi:
     """An ASGI app answering every POST to a path in ``bodies`` with that body, as is.
 
-    ``echo_id``: the canned ``"id":1`` becomes the id the request came with (mcpfence
-    sends ids of its own upstream), so the canned answer answers the request.
+    ``echo_id``: the canned answer answers the request (see :func:`answering`).
     """
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        request = b""
-        while True:
-            message = await receive()
-            request += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        body = bodies[scope["path"]]
-        if echo_id:
-            own = json.dumps(json.loads(request)["id"]).encode()
-            body = re.sub(rb'"id":\s*1\b', b'"id": ' + own, body)
+        request = await read_body(receive)
+        body = answering(request, bodies[scope["path"]]) if echo_id else bodies[scope["path"]]
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

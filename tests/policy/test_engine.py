@@ -319,3 +319,20 @@ def test_the_revision_changes_with_the_content(load: Loader) -> None:
 
     assert first == again != changed
     assert len(first) == 64
+
+
+def test_a_nul_in_an_argument_cannot_hide_what_follows_it_from_a_validation(load: Loader) -> None:
+    """The CEL runtime reads strings only up to U+0000: ``"\\x00rm -rf"`` would look empty
+    to ``contains("rm")``. A checked call carrying NUL is refused instead."""
+    policies = load(policy("no-rm", validations=[{"expression": '!args.cmd.contains("rm")'}]))
+
+    for args in ({"cmd": "\x00rm -rf /"}, {"cmd": ["ok", "a\x00rm"]}, {"cmd": "ok", "k\x00": 1}):
+        decision = policies.decide(call(args))
+        assert decision.decision == "deny", args
+        assert "U+0000" in decision.violations[0].message
+
+
+def test_a_literal_backslash_u0000_is_not_a_nul(load: Loader) -> None:
+    policies = load(policy("no-rm", validations=[{"expression": '!args.cmd.contains("rm")'}]))
+
+    assert policies.decide(call({"cmd": "\\u0000 is text"})).decision == "allow"

@@ -112,3 +112,30 @@ async def test_the_running_watcher_polls_by_itself(folder: Path) -> None:
 
     assert len(recorder.loaded[0]) == 2
 
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("content", ["", "\n", "# comment only\n"])
+async def test_an_emptied_file_keeps_the_last_good_set(folder: Path, content: str) -> None:
+    """Editors and ``cat >`` truncate a file before writing it: a reload that lands in
+    between must not swap in a set without the file's policies."""
+    recorder = Recorder()
+    watch = watcher(folder, recorder)
+    (folder / "p.yaml").write_text(content)
+
+    assert await watch.poll() is False
+
+    assert recorder.loaded == []
+    assert "holds no policy document" in str(recorder.errors[0])
+
+
+@pytest.mark.anyio
+async def test_deleting_a_file_removes_its_policies(folder: Path) -> None:
+    recorder = Recorder()
+    watch = watcher(folder, recorder)
+    write(folder / "q.yaml", "other")
+    await watch.poll()
+    (folder / "p.yaml").unlink()
+
+    assert await watch.poll() is True
+    assert [p.name for p in recorder.loaded[-1].policies] == ["other"]

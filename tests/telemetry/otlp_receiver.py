@@ -55,6 +55,8 @@ class ReceivedSpan:
     status: str
     resource: dict[str, Any]
     events: list[str]
+    status_message: str = ""
+    event_attributes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ def _spans(message: ExportTraceServiceRequest) -> Iterator[ReceivedSpan]:
                     status=STATUSES[span.status.code],
                     resource=resource,
                     events=[event.name for event in span.events],
+                    status_message=span.status.message,
+                    event_attributes=tuple(_attributes(event.attributes) for event in span.events),
                 )
 
 

@@ -169,3 +169,13 @@ def test_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     log.write(record())
     log.close()
     assert json.loads(capsys.readouterr().out)["tool"] == "send_email"
+
+
+def test_unicode_line_separators_cannot_split_a_line(tmp_path: Path) -> None:
+    """``str.splitlines()`` breaks at U+2028/U+2029/U+0085 too: a client-chosen tool name must not
+    turn one record into two half-lines for readers that use it."""
+    name = "send\u2028email\u2029now\x85"
+    violations = [{"policy": "p", "message": f"tool {name} refused"}]
+    [line] = written(tmp_path / "d.jsonl", record(tool=name, violations=violations))
+    assert line["tool"] == name
+    assert line["violations"][0]["message"] == f"tool {name} refused"

@@ -87,3 +87,11 @@ def test_an_unknown_input_schema_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as caught:
         load_config(path)
     assert "routes.0.input_schema" in str(caught.value)
+
+
+def test_a_private_stdio_route_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes:\n  - name: a\n    path: /a\n    public: false\n    upstream:\n"
+                           "      command: [python, server.py]\n")
+    with pytest.raises(SourceError) as caught:
+        load_config(path, env={})
+    assert "public: false needs an HTTP upstream" in str(caught.value)

@@ -78,3 +78,11 @@ def test_a_lone_surrogate_escape_is_a_parse_error() -> None:
 
 def test_a_surrogate_pair_escape_is_one_character() -> None:
     assert jsonrpc.loads(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+
+
+def test_dumps_escapes_unicode_line_separators() -> None:
+    """Forwarded JSON is also a line (stdio, line-delimited streams): U+2028/U+2029 stay escaped."""
+    value = {"name": "a\u2028b\u2029c\x85d", "other": "é"}
+    data = jsonrpc.dumps(value)
+    assert len(data.decode("utf-8").splitlines()) == 1
+    assert jsonrpc.loads(data) == value

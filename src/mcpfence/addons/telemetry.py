@@ -14,10 +14,11 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from mcpfence.catalog import ToolCatalog
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
 from mcpfence.protocol import NAME_BEARING
-from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan
+from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan, names
 
 
 def _meta(params: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +38,10 @@ class TracingAddon(BaseAddon):
         telemetry: Telemetry,
         decision_log: DecisionLog | None,
         policy_revision: Callable[[], str],
+        catalog: ToolCatalog,
     ) -> None:
         self.telemetry = telemetry
+        self.catalog = catalog
         self.decision_log = decision_log
         self.policy_revision = policy_revision
 
@@ -47,9 +50,13 @@ class TracingAddon(BaseAddon):
         meta = _meta(params)
         key = NAME_BEARING.get(flow.method)
         context = flow.context
+        target = _text(params.get(key)) if key else None
+        # Metrics name only tools the route listed: client-chosen names stay unbounded.
+        listed = target is not None and self.catalog.knows(context.route, target)
         flow.notes["span"] = self.telemetry.request_span(
             flow.method,
-            _text(params.get(key)) if key else None,
+            target,
+            tool_label=target if listed else names.OTHER_LABEL,
             route=context.route,
             session_id=context.session_id or None,
             protocol_version=context.protocol_version or None,

@@ -36,6 +36,7 @@ from mcpfence.access.tokens import (
     new_route_token,
 )
 from mcpfence.admin.expiry import RouteRemoved
+from mcpfence.urls import redact_urls
 
 ADMIN_TOKEN_ENV = "MCPFENCE_ADMIN_TOKEN"
 
@@ -254,7 +255,8 @@ class _AdminApi:
         try:
             tools = await self.list_tools(route.upstream)
         except Exception as exc:
-            raise ApiError(502, f"could not list the tools of {route.upstream!r}: {exc}") from None
+            reason = redact_urls(str(exc))
+            raise ApiError(502, f"could not list the tools of {route.upstream!r}: {reason}") from None
         if not any(exposure.allows(name, annotations) for name, annotations in tools):
             raise ApiError(400, f"config leaves no tool of {route.upstream!r} exposed")
 

@@ -180,9 +180,13 @@ class PolicySet:
             if call.schema_mode == "off" or not _check_schema(call, call.args, checked):
                 return Decision("audit" if checked else "allow", call.args, tuple(checked))
             return Decision("deny", call.args, tuple(checked))
-        size = len(canonical(call.args))
-        if size > MAX_ARGS_BYTES:
-            message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
+        encoded = canonical(call.args)
+        if len(encoded) > MAX_ARGS_BYTES:
+            message = f"arguments are {len(encoded)} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
+            return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
+        if b"\\u0000" in encoded and _holds_nul(call.args):
+            # The CEL runtime reads strings only up to a NUL: what follows it would go unchecked.
+            message = "arguments contain U+0000 (NUL), which policies cannot check"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
         state = _CallState(call, clock)
         violations: list[Violation] = []
@@ -224,6 +228,17 @@ def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violati
     action: Action = "audit" if call.schema_mode == "audit" else "enforce"
     violations.extend(Violation(INPUT_SCHEMA_POLICY, p.message, action, p.logged) for p in problems)
     return action == "enforce"
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string (or object key) anywhere in ``value`` contains U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    return False
 
 
 def _as_bool(value: object) -> bool:

@@ -45,12 +45,16 @@ def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
     return list(unique.values()), problems
 
 
+EMPTY_FILE = "the file holds no policy document (still being written?); delete it to remove its policies"
+
+
 def read_documents(
-    paths: Iterable[Path], kinds: Sequence[str] = tuple(_MODELS)
+    paths: Iterable[Path], kinds: Sequence[str] = tuple(_MODELS), *, allow_empty: bool = True
 ) -> tuple[list[Entry], list[Diagnostic]]:
     """Valid documents of the given kinds, in file order, and the problems of all others.
 
-    Documents of other kinds are skipped (only their ``kind`` is checked).
+    Documents of other kinds are skipped (only their ``kind`` is checked). Without
+    ``allow_empty`` a file holding no document at all is a problem.
     """
     files, problems = policy_files(paths)
     entries: list[Entry] = []
@@ -60,6 +64,8 @@ def read_documents(
         except SourceError as exc:
             problems += exc.diagnostics
             continue
+        if not documents and not allow_empty:
+            problems.append(Diagnostic(str(file), 1, 1, EMPTY_FILE))
         for doc in documents:
             kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
             model = _MODELS.get(kind) if isinstance(kind, str) else None
@@ -73,9 +79,13 @@ def read_documents(
     return entries, problems
 
 
-def load_policy_set(paths: Sequence[Path]) -> PolicySet:
-    """Load every ToolPolicy under ``paths``; raise :class:`SourceError` with all problems."""
-    entries, problems = read_documents(paths, kinds=("ToolPolicy",))
+def load_policy_set(paths: Sequence[Path], *, allow_empty: bool = True) -> PolicySet:
+    """Load every ToolPolicy under ``paths``; raise :class:`SourceError` with all problems.
+
+    Hot reload passes ``allow_empty=False``: a file caught between being truncated and
+    written again must not load as a set without its policies.
+    """
+    entries, problems = read_documents(paths, kinds=("ToolPolicy",), allow_empty=allow_empty)
     compiled: list[CompiledPolicy] = []
     first_seen: dict[str, str] = {}
     for order, (doc, model) in enumerate(entries):

@@ -123,19 +123,25 @@ class Telemetry:
         meta_tracestate: str | None = None,
         header_traceparent: str | None = None,
         header_tracestate: str | None = None,
+        tool_label: str | None = None,
     ) -> RequestSpan:
         """Start the SERVER span for one inbound JSON-RPC request; use it as a context manager.
 
         ``target`` is the tool name for ``tools/call`` (the span is then named
         ``tools/call TOOL``), else ``None``. The parent comes from the ``_meta``
         trace context when valid, else from the HTTP headers, else the span is a root.
+        Metrics label the request with ``tool_label`` when given (the caller's bounded
+        name for the tool, see ``names.OTHER_LABEL``) and with ``other`` for a method
+        MCP does not define; spans keep the names as sent.
         """
         name = f"{method} {target}" if target else method
         tool = target if method == "tools/call" else None
-        metric_attributes = identity_attributes(method, route, tool)
+        method_label = method if method in names.KNOWN_METHODS else names.OTHER_LABEL
+        labels = (method_label, tool_label if tool is not None and tool_label is not None else tool)
+        metric_attributes = identity_attributes(labels[0], route, labels[1])
         span: Span = INVALID_SPAN
         if self._tracer_provider is not None:
-            attributes = dict(metric_attributes)
+            attributes = identity_attributes(method, route, tool)
             if tool is not None:
                 attributes[names.GEN_AI_OPERATION_NAME] = names.EXECUTE_TOOL
             if session_id:
@@ -160,6 +166,7 @@ class Telemetry:
             method=method,
             tool=tool,
             route=route,
+            labels=labels,
             metric_attributes=metric_attributes,
         )
 

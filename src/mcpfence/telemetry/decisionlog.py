@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mcpfence.jsonrpc import canonical
+from mcpfence.jsonrpc import canonical, one_line
 from mcpfence.policy.pointer import parse_pointer
 from mcpfence.telemetry.redaction import redact
 
@@ -104,7 +104,7 @@ class DecisionLog:
         }
         if self._include_arguments:
             line["args"] = redact(args, self._redact)
-        return json.dumps(line, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+        return one_line(json.dumps(line, ensure_ascii=False, allow_nan=False).encode("utf-8")) + b"\n"
 
 
 def _utc(timestamp: float) -> str:

@@ -6,8 +6,10 @@ rather than inline; MCP names come from the OpenTelemetry semantic conventions.
 
 from __future__ import annotations
 
+import typing
 from typing import Final
 
+from mcp import types
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_TOOL_NAME,
@@ -31,10 +33,12 @@ __all__ = [
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_TOOL_NAME",
     "JSONRPC_REQUEST_ID",
+    "KNOWN_METHODS",
     "MCP_METHOD_NAME",
     "MCP_PROTOCOL_VERSION",
     "MCP_SERVER_OPERATION_DURATION",
     "MCP_SESSION_ID",
+    "OTHER_LABEL",
     "POLICIES_MATCHED",
     "POLICIES_VIOLATED",
     "POLICY_RELOADS",
@@ -59,4 +63,21 @@ POLICY_SPAN: Final = "mcpfence.policy"
 DECISIONS: Final = "mcpfence.decisions"
 UPSTREAM_DURATION: Final = "mcpfence.upstream.duration"
 POLICY_RELOADS: Final = "mcpfence.policy.reloads"
+
+OTHER_LABEL: Final = "other"
+"""The metric label for a name a client chose: a method MCP does not define, a tool the
+route never listed. Labels stay bounded whatever clients send; spans keep the real name."""
+
+
+def _mcp_methods() -> frozenset[str]:
+    unions = (types.ClientRequest, types.ClientNotification, types.ServerRequest, types.ServerNotification)
+    return frozenset(
+        method
+        for union in unions
+        for message in typing.get_args(union)
+        for method in typing.get_args(message.model_fields["method"].annotation)
+    )
+
+
+KNOWN_METHODS: Final = _mcp_methods()
 

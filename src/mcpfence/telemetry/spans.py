@@ -7,6 +7,7 @@ span: the only per-call work left is a clock read and the metric updates.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from time import perf_counter
 from types import TracebackType
@@ -21,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 from mcpfence.telemetry import names
 from mcpfence.telemetry.instruments import Instruments
 from mcpfence.telemetry.propagation import PROPAGATOR
+from mcpfence.urls import redact_urls
 
 __all__ = ["RequestSpan", "UpstreamSpan", "identity_attributes"]
 
@@ -67,7 +69,7 @@ class _TimedSpan:
             self._span.set_attribute(names.ERROR_TYPE, error_type)
             if isinstance(error, int):
                 self._span.set_attribute(names.RPC_RESPONSE_STATUS_CODE, error_type)
-            self._span.set_status(Status(StatusCode.ERROR, message))
+            self._span.set_status(Status(StatusCode.ERROR, message and redact_urls(message)))
 
     def __enter__(self) -> Self:
         return self
@@ -90,7 +92,13 @@ class _TimedSpan:
             if names.ERROR_TYPE not in self._metric_attributes:
                 self.set_error(type(exc).__qualname__, str(exc))
             if self._span.is_recording():
-                self._span.record_exception(exc)
+                # The exception's text may quote an upstream URL: record it redacted.
+                trace = "".join(traceback.format_exception(exc))
+                redacted = {
+                    "exception.message": redact_urls(str(exc)),
+                    "exception.stacktrace": redact_urls(trace),
+                }
+                self._span.record_exception(exc, redacted)
         self._histogram.record(perf_counter() - self._start, self._metric_attributes)
         self._span.end()
 
@@ -120,7 +128,7 @@ class UpstreamSpan(_TimedSpan):
 class RequestSpan(_TimedSpan):
     """The SERVER span of one inbound JSON-RPC request, with its policy decision."""
 
-    __slots__ = ("_instruments", "_method", "_name", "_route", "_tool", "_tracer")
+    __slots__ = ("_instruments", "_labels", "_method", "_name", "_route", "_tool", "_tracer")
 
     def __init__(
         self,
@@ -132,8 +140,10 @@ class RequestSpan(_TimedSpan):
         method: str,
         tool: str | None,
         route: str,
+        labels: tuple[str, str | None],
         metric_attributes: dict[str, AttributeValue],
     ) -> None:
+        """``labels`` are the method and tool as metrics name them (bounded)."""
         super().__init__(span, instruments.operation_duration, metric_attributes)
         self._tracer = tracer
         self._instruments = instruments
@@ -141,6 +151,7 @@ class RequestSpan(_TimedSpan):
         self._method = method
         self._tool = tool
         self._route = route
+        self._labels = labels
 
     @property
     def trace_id(self) -> str:
@@ -159,7 +170,7 @@ class RequestSpan(_TimedSpan):
         the client receives a result with ``isError: true``.
         """
         counter = self._instruments.decisions
-        labels = {"route": self._route, "tool": self._tool or "", "decision": decision}
+        labels = {"route": self._route, "tool": self._labels[1] or "", "decision": decision}
         for policy in violated or ("",):
             counter.add(1, {**labels, "policy": policy})
         if self._span.is_recording():
@@ -194,7 +205,7 @@ class RequestSpan(_TimedSpan):
         A request the sampler left out still passes its (unsampled) context upstream,
         so the upstream makes the same sampling decision.
         """
-        metric_attributes = identity_attributes(self._method, self._route, None)
+        metric_attributes = identity_attributes(self._labels[0], self._route, None)
         carrier: dict[str, str] = {}
         if not self._span.get_span_context().is_valid:  # tracing off
             return UpstreamSpan(

@@ -6,6 +6,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp
+
 from mcpfence import jsonrpc
 from mcpfence.transport.http import Receive, Request, Scope, Send, send_jsonrpc_error
 
@@ -67,6 +71,29 @@ def _hostname(url: str) -> str | None:
         return parts.hostname
     except ValueError:
         return None
+
+
+class RebindingGuard:
+    """ASGI middleware applying the proxy's Host and Origin rules to another listener
+    (the admin API and ``/metrics``), answering refusals as ``{"error": ...}``."""
+
+    def __init__(self, app: ASGIApp, hosts: HostGuard, origins: OriginGuard) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            refusal = None
+            if not self.hosts.allows(headers.get("host")):
+                refusal = JSONResponse({"error": "Host not allowed"}, status_code=421)
+            elif not self.origins.allows(headers.get("origin")):
+                refusal = JSONResponse({"error": "Origin not allowed"}, status_code=403)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class ProxyApp:

@@ -222,7 +222,7 @@ class StreamableHttpRoute:
         try:
             return jsonrpc.loads(raw)
         except JsonRpcError:
-            raise UpstreamError(f"upstream {self.upstream.url} sent a body that is not JSON") from None
+            raise UpstreamError(f"upstream {self.upstream.shown_url} sent a body that is not JSON") from None
 
     async def _relay_body(
         self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool
@@ -262,9 +262,7 @@ class StreamableHttpRoute:
             if response.status >= 400 and self._unattributed_error(exchange, message):
                 reason = f"{self._status_words(response)}: {_error_text(message)}"
                 continue
-            answer = self._answer(exchange, message)
-            if answer is not None:  # None: a server message that could not be checked
-                answers.append(answer)
+            answers.extend(self._answers(exchange, [message]))
         answers.extend(exchange.local_answers())
         if response.status >= 400 and not reason:
             reason = self._status_words(response)
@@ -288,14 +286,14 @@ class StreamableHttpRoute:
             return
         if response.status < 400:
             media = media_type(response.headers.get("content-type", "")) or "none"
-            reason = f"upstream {self.upstream.url} answered with Content-Type {media}, {why}"
+            reason = f"upstream {self.upstream.shown_url} answered with Content-Type {media}, {why}"
             raise UpstreamError(reason)
         error = UpstreamError(self._status_words(response), status=response.status)
         headers = [*JSON_HEADERS, *self._headers(response, exchange, body=False)]
         await self._fail(send, exchange, error, batch, headers)
 
     def _status_words(self, response: aiohttp.ClientResponse) -> str:
-        return f"upstream {self.upstream.url} answered HTTP {response.status}"
+        return f"upstream {self.upstream.shown_url} answered HTTP {response.status}"
 
     @staticmethod
     def _unattributed_error(exchange: Exchange, message: Any) -> bool:
@@ -305,17 +303,21 @@ class StreamableHttpRoute:
         return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
 
     def _answer(self, exchange: Exchange, message: Any) -> Message | None:
-        """Pass one upstream message through the pipeline, as an answer or on its own
-        (None: a message of its own that could not be checked, dropped).
+        """Pass one upstream message through the pipeline, as an answer or on its own.
 
         An answer is matched by the id its request was given upstream, then takes the
         client's id back; one to a request of another exchange (a resumed stream's) is
-        checked as a server message, under the client's id too.
+        checked as a server message, under the client's id too. A second answer to a
+        request of this exchange is dropped (None): each request is answered once; so is
+        a server message an addon failed to check.
         """
         if not isinstance(message, dict):
-            raise UpstreamError(f"upstream {self.upstream.url} sent a non-object JSON-RPC message")
+            raise UpstreamError(f"upstream {self.upstream.shown_url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
         flow = exchange.pending.pop(answered, None) if answered is not None else None
+        if flow is None and answered is not None and any(given == answered for _, given in exchange.given):
+            log.warning("route %s: dropped a repeated upstream answer", self.name)
+            return None
         if flow is None:
             own = own_id(answered)
             message = {**message, "id": own} if own is not None else restore_subscription(message)
@@ -328,7 +330,7 @@ class StreamableHttpRoute:
     def _unanswered(self, exchange: Exchange, reason: str = "") -> list[Message]:
         """Errors for requests the upstream never answered, so no client waits forever."""
         answers = []
-        reason = reason or f"upstream {self.upstream.url} closed the exchange without answering"
+        reason = reason or f"upstream {self.upstream.shown_url} closed the exchange without answering"
         for flow in exchange.pending.values():
             flow.error = reason
             flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
@@ -377,7 +379,7 @@ class StreamableHttpRoute:
         except TimeoutError:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
-            reason = f"upstream {self.upstream.url} stream failed: {exc}"
+            reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
         for answer in self._unanswered(exchange, reason):
             await write(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -416,10 +418,14 @@ class StreamableHttpRoute:
         except JsonRpcError as error:
             log.warning("route %s: dropped an upstream %s: %s", self.name, unit, error.message)
             return None
-        answers = [a for m in _as_list(message) if (a := self._answer(exchange, m)) is not None]
+        answers = self._answers(exchange, _as_list(message))
         if not answers:
             return None
         return jsonrpc.dumps(answers if isinstance(message, list) else answers[0])
+
+    def _answers(self, exchange: Exchange, messages: list[Any]) -> list[Message]:
+        """Each upstream message through :meth:`_answer`, repeated answers left out."""
+        return [answer for m in messages if (answer := self._answer(exchange, m)) is not None]
 
     async def _relay_json_lines(
         self,
@@ -467,7 +473,7 @@ class StreamableHttpRoute:
         except TimeoutError:
             raise self.upstream.timeout_error() from None
         except (aiohttp.ClientError, ValueError) as exc:
-            raise UpstreamError(f"upstream {self.upstream.url} failed: {exc}") from None
+            raise UpstreamError(f"upstream {self.upstream.shown_url} failed: {exc}") from None
 
     async def _pump_lines(self, send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
         async for line in lines:

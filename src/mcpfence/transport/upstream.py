@@ -16,21 +16,30 @@ import aiohttp
 
 from mcpfence import jsonrpc
 from mcpfence.transport.limits import StreamCaps, StreamSlots
+from mcpfence.urls import redact_url, redact_urls
 
 # The most of one upstream JSON answer mcpfence holds in memory to check it.
 MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
 
 
 class UpstreamError(jsonrpc.JsonRpcError):
-    """The upstream could not be reached or did not answer: -32603 with a clear message."""
+    """The upstream could not be reached or did not answer: -32603 with a clear message.
+
+    Any URL in the message (ours or one quoted by a client library) loses its userinfo
+    and query: the message reaches clients, spans and logs.
+    """
 
     def __init__(self, message: str, status: int = 502) -> None:
-        super().__init__(jsonrpc.INTERNAL_ERROR, message, status=status)
+        super().__init__(jsonrpc.INTERNAL_ERROR, redact_urls(message), status=status)
 
 
 class Upstream:
     """An HTTP upstream: its URL, configured headers, a pooled client session, and the
-    slots of the long-lived streams that pool may carry."""
+    slots of the long-lived streams that pool may carry.
+
+    ``url`` may hold credentials and is only ever requested; messages name the
+    upstream by ``shown_url``, which has none.
+    """
 
     def __init__(
         self,
@@ -41,6 +50,7 @@ class Upstream:
         streams: StreamCaps | None = None,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url)
         self.headers = dict(headers)
         self.timeout_seconds = timeout_seconds
         self.connections = connections
@@ -97,9 +107,9 @@ class Upstream:
         except TimeoutError:
             raise self.timeout_error() from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"upstream {self.url} is unreachable: {exc.os_error}") from None
+            raise UpstreamError(f"upstream {self.shown_url} is unreachable: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self.url} failed: {exc or type(exc).__name__}") from None
+            raise UpstreamError(f"upstream {self.shown_url} failed: {exc or type(exc).__name__}") from None
 
     async def read(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body of ``response``, at most ``MAX_ANSWER_BYTES`` (the request's
@@ -121,14 +131,14 @@ class Upstream:
         except TimeoutError:
             raise self.timeout_error() from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self.url} failed: {exc}") from None
+            raise UpstreamError(f"upstream {self.shown_url} failed: {exc}") from None
 
     def _too_large(self) -> UpstreamError:
         """Built only when needed: ``read`` runs on every relayed JSON answer."""
-        return UpstreamError(f"upstream {self.url} answer exceeds {MAX_ANSWER_BYTES} bytes")
+        return UpstreamError(f"upstream {self.shown_url} answer exceeds {MAX_ANSWER_BYTES} bytes")
 
     def timeout_error(self) -> UpstreamError:
         """-32603 at HTTP 504, the same words wherever the deadline ran out."""
         return UpstreamError(
-            f"upstream {self.url} did not answer within {self.timeout_seconds:g}s", status=504
+            f"upstream {self.shown_url} did not answer within {self.timeout_seconds:g}s", status=504
         )

@@ -47,7 +47,7 @@ class StreamableHttpLink:
 
     @property
     def label(self) -> str:
-        return f"upstream {self.upstream.url}"
+        return f"upstream {self.upstream.shown_url}"
 
     async def start(self, on_message: OnMessage, on_closed: OnClosed) -> None:
         self._on_message, self._on_closed = on_message, on_closed

@@ -51,7 +51,7 @@ class SseLink:
 
     @property
     def label(self) -> str:
-        return f"SSE server {self.upstream.url}"
+        return f"SSE server {self.upstream.shown_url}"
 
     async def start(self, on_message: OnMessage, on_closed: OnClosed) -> None:
         deadline = asyncio.get_running_loop().time() + self.upstream.timeout_seconds
