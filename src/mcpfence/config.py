@@ -40,6 +40,8 @@ class ServerConfig(_Strict):
 class DecisionLogConfig(_Strict):
     path: str | None = None
     include_arguments: bool = False
+    record_arguments: bool = False  # keep what `mcpfence replay` needs (see docs/how-to/replay.md)
+    key_env: str | None = None  # the environment variable holding a Fernet key for those fields
     redact: tuple[str, ...] = ()
     max_bytes: int = Field(100 * 1024 * 1024, gt=0)
     backups: int = Field(5, ge=0)

@@ -35,6 +35,7 @@ from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy.reload import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
+from mcpfence.telemetry.sealing import sealer
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.streamable_http import StreamableHttpRoute
@@ -180,6 +181,8 @@ class Proxy:
         return DecisionLog(
             path,
             include_arguments=settings.include_arguments,
+            record_arguments=settings.record_arguments,
+            sealer=sealer(settings),
             redact=settings.redact,
             max_bytes=settings.max_bytes,
             backups=settings.backups,
