@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from mcpfence.config import ConfigError, DecisionLogConfig
 from mcpfence.jsonrpc import canonical as canonical_json
 from mcpfence.telemetry import DecisionLog
-from mcpfence.telemetry.sealing import SealError, Sealer, sealer
+from mcpfence.telemetry.sealing import Sealer, SealError, sealer
 
 SPEC_FIELDS = [
     "time",
@@ -174,7 +174,11 @@ def test_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["tool"] == "send_email"
 
 
-REPLAY_FIELDS = {"arguments": {"to": "Ann@Example.com", "body": "the secret plan"}, "ok": True, "result": {"id": 7}}
+REPLAY_FIELDS = {
+    "arguments": {"to": "Ann@Example.com", "body": "the secret plan"},
+    "ok": True,
+    "result": {"id": 7},
+}
 
 
 def test_replay_fields_are_not_recorded_by_default(tmp_path: Path) -> None:
