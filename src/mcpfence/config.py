@@ -51,6 +51,11 @@ class TelemetryConfig(_Strict):
     service_name: str = "mcpfence"
 
 
+class ConsoleConfig(_Strict):
+    # Link from each decision to its trace, e.g. http://127.0.0.1:16686/trace/{trace_id} (Jaeger).
+    trace_url: str | None = None
+
+
 class StorageConfig(_Strict):
     path: str = "mcpfence.db"
 
@@ -110,6 +115,7 @@ class Config(_Strict):
     decision_log: DecisionLogConfig = DecisionLogConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     storage: StorageConfig = StorageConfig()
+    console: ConsoleConfig = ConsoleConfig()
     tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
 

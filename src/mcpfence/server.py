@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -14,7 +15,7 @@ import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
@@ -23,13 +24,15 @@ from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
 from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
-from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
+from mcpfence.admin.app import ADMIN_TOKEN_ENV, AdminTokenMissing, PolicySetSummary, create_admin_app
 from mcpfence.admin.expiry import run_expiry_purge
 from mcpfence.admin.store import SQLiteStore, TokenRoute
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
+from mcpfence.console.app import Console, ConsoleContext, ReloadStatus
+from mcpfence.console.decisions import DecisionStore
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
 from mcpfence.policy.reload import PolicyWatcher
@@ -65,6 +68,8 @@ class Proxy:
             config.telemetry.service_name, prometheus=config.server.admin_port is not None
         )
         self.decision_log = self._decision_log()
+        self.reloads = ReloadStatus()
+        self._console_store: DecisionStore | None = None
         admin = config.server.admin_port is not None
         self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
         self.upstreams: dict[str, Upstream] = {}
@@ -193,25 +198,28 @@ class Proxy:
 
     def _reloaded(self, policies: PolicySet) -> None:
         self.policies.current = policies
+        self.reloads.loaded()
         self.telemetry.record_policy_reload(ok=True)
         log.info("policies reloaded: %d policies, revision %s", len(policies), policies.revision[:12])
 
     def _reload_failed(self, error: SourceError) -> None:
         self.telemetry.record_policy_reload(ok=False)
+        self.reloads.failed(str(error))
         log.error("policy reload failed; the last good set stays in force:\n%s", error)
 
     # -- admin listener --------------------------------------------------------
 
     def admin_app(self) -> Any:
-        """The admin API and ``/metrics``, for the loopback admin listener.
+        """The admin API, the console (``/ui``) and ``/metrics``, for the loopback admin listener.
 
-        Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
-        request gets 503 saying why) while the proxy and ``/metrics`` run on.
+        Without ``MCPFENCE_ADMIN_TOKEN`` the admin API and the console do not start
+        (every request to them gets 503 saying why) while the proxy and ``/metrics`` run on.
         """
         assert self.store is not None
         server = self.config.server
         metrics = Route("/metrics", self.telemetry.metrics_app())
         try:
+            console = self._console()
             return create_admin_app(
                 self.store,
                 public_url=f"http://{server.host}:{server.port}",
@@ -221,7 +229,7 @@ class Proxy:
                 list_tools=self._list_tools,
                 policies=self._policy_summary,
                 on_route_removed=self._route_removed,
-                extra_routes=[metrics],
+                extra_routes=[metrics, console],
             )
         except AdminTokenMissing as missing:
             log.error("%s; the admin API is off, /metrics is still served", missing)
@@ -231,7 +239,19 @@ class Proxy:
                 return JSONResponse({"error": reason}, status_code=503)
 
             admin = Route("/admin/{rest:path}", disabled, methods=["GET", "POST", "PATCH", "DELETE"])
-            return Starlette(routes=[metrics, admin])
+            ui = Route("/ui/{rest:path}", disabled, methods=["GET", "POST"])
+            return Starlette(routes=[metrics, admin, ui])
+
+    def _console(self) -> Mount:
+        """The compliance console under ``/ui``, signed in with the admin token."""
+        token = os.environ.get(ADMIN_TOKEN_ENV)
+        if not token:
+            raise AdminTokenMissing(f"the admin API needs {ADMIN_TOKEN_ENV} to be set")
+        settings = self.config.decision_log
+        log = None if settings.path in (None, "-") else self.config.resolve(settings.path)
+        store = self._console_store = DecisionStore(log)
+        context = ConsoleContext(self.config, lambda: self.policies.current, self.reloads, store)
+        return Mount("/ui", Console(context, token).app())
 
     async def _list_tools(self, route_name: str) -> list[ToolInfo]:
         upstream = self._route_configs[route_name].upstream
@@ -264,6 +284,8 @@ class Proxy:
             self.decision_log.close()
         if self.store is not None:
             self.store.close()
+        if self._console_store is not None:
+            self._console_store.close()
         self.telemetry.shutdown()
 
 
