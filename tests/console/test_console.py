@@ -84,7 +84,8 @@ def test_policies_page_shows_every_loaded_policy_with_revision_rules_and_test_re
 ) -> None:
     with console_site.signed_in() as client:
         page = client.get("/ui/policies").text
-        loaded = httpx.get(console_site.ui + "/admin/policies", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        loaded = httpx.get(console_site.ui + "/admin/policies", headers=bearer)
     summary = loaded.json()
     assert summary["revision"] in page
     for name in summary["policies"]:
@@ -118,7 +119,8 @@ def test_decisions_filter_by_time(console_site: ConsoleSite) -> None:
 
 def test_lines_appended_to_the_log_appear_with_a_link_to_their_trace(console_site: ConsoleSite) -> None:
     line = json.loads(console_site.log.read_text().splitlines()[0])
-    line.update(decision_id="appended-1", trace_id="4bf92f3577b34da6a3ce929d0e0e4736", client_id="auditor-bot")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    line.update(decision_id="appended-1", trace_id=trace_id, client_id="auditor-bot")
     with console_site.log.open("a") as log:
         log.write(json.dumps(line) + "\n")
     with console_site.signed_in() as client:
@@ -154,7 +156,9 @@ def test_what_if_replacing_a_pack_shows_what_its_removal_would_let_through(conso
     assert "<td>ipost-no-silent-resubscribe</td><td>deny-&gt;allow</td><td>1</td>" in page
 
 
-def test_explain_shows_the_decision_final_arguments_and_each_policys_verdict(console_site: ConsoleSite) -> None:
+def test_explain_shows_the_decision_final_arguments_and_each_policys_verdict(
+    console_site: ConsoleSite,
+) -> None:
     args = {"list_id": "401", "emails": ["Ann@X.example "]}
     with console_site.signed_in() as client:
         form = client.get("/ui/explain")
