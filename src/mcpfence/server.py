@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -250,6 +251,7 @@ class Proxy:
         settings = self.config.decision_log
         log = None if settings.path in (None, "-") else self.config.resolve(settings.path)
         store = self._console_store = DecisionStore(log)
+        threading.Thread(target=store.load, name="mcpfence-console-load", daemon=True).start()
         context = ConsoleContext(self.config, lambda: self.policies.current, self.reloads, store)
         return Mount("/ui", Console(context, token).app())
 

@@ -123,7 +123,10 @@ class DecisionStore:
         columns = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
         self._db.execute(f"CREATE TABLE decisions ({columns}, policies VARCHAR[], inode UBIGINT)")
         self._loaded: dict[int, int] = {}  # inode -> bytes loaded
+        self._version = 0  # changes whenever rows are added or removed
+        self._menus: tuple[int, dict[str, list[str]]] = (-1, {})
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def log(self) -> Path | None:
@@ -136,6 +139,7 @@ class DecisionStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -143,24 +147,40 @@ class DecisionStore:
 
     def page(self, filters: Filters, limit: int = 50, offset: int = 0) -> Page:
         where, values = filters.where()
+        columns = ", ".join(Row.__dataclass_fields__)
         with self._lock:
             self._refresh()
             total = self._db.execute(f"SELECT count(*) FROM decisions WHERE {where}", values).fetchone()
+            # Sort on the key alone, then fetch whole rows for one page: deep pages stay cheap.
             found = self._db.execute(
-                f"SELECT {', '.join(Row.__dataclass_fields__)} FROM decisions WHERE {where}"
-                " ORDER BY time DESC, decision_id LIMIT ? OFFSET ?",
+                f"SELECT {columns} FROM decisions WHERE rowid IN ("
+                f" SELECT rowid FROM decisions WHERE {where} ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?"
+                ") ORDER BY time DESC, rowid DESC",
                 [*values, limit, offset],
             ).fetchall()
-            choices = {
+            choices = self._choices()
+        return Page([Row(*row) for row in found], int(total[0]) if total else 0, choices)
+
+    def _choices(self) -> dict[str, list[str]]:
+        """Distinct values for the filter menus, recomputed only when rows came or went."""
+        if self._menus[0] != self._version:
+            menus = {
                 column: [v for (v,) in self._db.execute(
                     f"SELECT DISTINCT {column} FROM decisions ORDER BY 1"
                 ).fetchall()]
                 for column in ("route", "tool", "client_id")
             }
-            choices["policy"] = [p for (p,) in self._db.execute(
+            menus["policy"] = [p for (p,) in self._db.execute(
                 "SELECT DISTINCT unnest(policies) FROM decisions ORDER BY 1"
             ).fetchall()]
-        return Page([Row(*row) for row in found], int(total[0]) if total else 0, choices)
+            self._menus = (self._version, menus)
+        return self._menus[1]
+
+    def load(self) -> None:
+        """Load what is on disk now (the console calls it once at start, in the background)."""
+        with self._lock:
+            if not self._closed:
+                self._refresh()
 
     def series(self, filters: Filters, top: int = 8) -> Series:
         """Counts per policy per time bucket for the ``top`` busiest policies."""
@@ -209,6 +229,7 @@ class DecisionStore:
         for inode in set(self._loaded) - set(present):
             self._db.execute("DELETE FROM decisions WHERE inode = ?", [inode])
             del self._loaded[inode]
+            self._version += 1
         for inode, path in present.items():
             self._append(inode, path)
 
@@ -228,6 +249,7 @@ class DecisionStore:
             self._loaded[inode] = offset + copied
 
     def _insert(self, source: str, inode: int) -> None:
+        self._version += 1
         names = ", ".join(_COLUMNS)
         self._db.execute(
             f"INSERT INTO decisions SELECT {names}, {_POLICIES}, ? FROM read_json(?,"
