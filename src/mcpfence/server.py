@@ -153,7 +153,8 @@ class Proxy:
             exposure = Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
             addons.append(ExposureAddon(exposure, self.catalog))
         addons.append(PolicyAddon(self.policies, self.catalog, self.memory))
-        if self.telemetry.tracing:
+        # Upstream spans carry the upstream-duration metric too: metrics alone need them.
+        if self.telemetry.recording:
             addons.append(UpstreamTraceAddon())
         return addons
 

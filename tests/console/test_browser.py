@@ -106,7 +106,8 @@ def test_explaining_a_call_shows_each_policys_verdict(page: Page) -> None:
     page.get_by_role("link", name="Explain").click()
     page.get_by_label("Route", exact=True).select_option("ipost")
     page.get_by_label("Tool", exact=True).fill("update_a_i_post_contact_by_id")
-    page.get_by_label("Arguments (a JSON object)").fill('{"id": "100002", "Email": "maria.garcia@example.com"}')
+    arguments = '{"id": "100002", "Email": "maria.garcia@example.com"}'
+    page.get_by_label("Arguments (a JSON object)").fill(arguments)
     page.get_by_role("button", name="Explain").click()
     expect(page.get_by_role("heading", name="Decision: deny")).to_be_visible()
     expect(page.get_by_role("row", name="ipost-no-silent-resubscribe violated")).to_be_visible()
