@@ -340,7 +340,8 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
         target = route.upstream.url or " ".join(route.upstream.command or ())
         log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
     if server.admin_port is not None:
-        log.info("admin listener (API, console /ui/, /metrics): http://%s:%d", server.admin_host, server.admin_port)
+        admin = f"http://{server.admin_host}:{server.admin_port}"
+        log.info("admin listener: API %s/admin, console %s/ui/, metrics %s/metrics", admin, admin, admin)
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -39,7 +39,12 @@ def demo_console() -> Iterator[DemoConsole]:
     env = {k: v for k, v in os.environ.items() if k != "MCPFENCE_ADMIN_TOKEN"}
     process = subprocess.Popen(
         [sys.executable, "-m", "mcpfence", "demo", "--port", str(free_port())],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True, env=env,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None

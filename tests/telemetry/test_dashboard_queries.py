@@ -7,7 +7,6 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ import anyio
 import httpx
 import pytest
 import yaml
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.servers import free_port, run_proxy, serve_asgi, wait_for_port
-from tests.telemetry.test_e2e import POLICIES, Forwarded, build_upstream
+from tests.telemetry.test_e2e import POLICIES, Forwarded, build_upstream, failed_initialize
+from tests.upstreams.client import connect
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "mcpfence.json"
 # What Grafana substitutes: the "All" route, and a rate window of several 1 s scrapes.
@@ -50,23 +48,13 @@ def panel_queries() -> list[tuple[str, str]]:
 
 async def traffic(url: str, dead_url: str) -> None:
     """An allowed, a rewritten, a denied and an audited call, a failing tool, a dead upstream."""
-    async with AsyncExitStack() as stack:
-        read, write = await stack.enter_async_context(streamable_http_client(url))
-        session = await stack.enter_async_context(ClientSession(read, write))
-        await session.initialize()
+    async with connect(url) as session:
         mail = {"subject": "plans", "body": "hello"}
         for to in ("ann@example.com", "Bob@Example.COM", "eve@evil.test"):
             await session.call_tool("send_email", {"to": to, **mail})
         await session.call_tool("send_email", {"to": "cy@example.com", "subject": "audit me", "body": "x"})
         await session.call_tool("explode", {"reason": "boom"})
-    with anyio.fail_after(20):
-        try:
-            async with AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(streamable_http_client(dead_url))
-                session = await stack.enter_async_context(ClientSession(read, write))
-                await session.initialize()
-        except Exception:  # the SDK raises however the failure surfaced
-            pass
+    assert await failed_initialize(dead_url) is not None
 
 
 class Prometheus:
