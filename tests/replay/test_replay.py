@@ -172,3 +172,10 @@ def test_sealed_records_replay_with_the_key_named_in_the_config(
     monkeypatch.setenv("LOG_KEY", Fernet.generate_key().decode())
     assert main(args) == 2
     assert f"{sealed}:1:1: the sealed fields cannot be opened with this key" in capsys.readouterr().err
+
+
+def test_a_since_that_is_not_a_time_exits_2(seed_log: SeedLog, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv(seed_log, POLICIES, None, "--since", "last tuesday"))
+    assert exited.value.code == 2
+    assert "not an ISO-8601 time: 'last tuesday'" in capsys.readouterr().err
