@@ -30,7 +30,7 @@ def svg(series: Series, title: str) -> tuple[str, list[Line]]:
     steps = max(len(series.buckets) - 1, 1)
 
     def x(i: int) -> float:
-        return LEFT + plot_w * i / steps
+        return LEFT + plot_w * (i / steps if len(series.buckets) > 1 else 0.5)
 
     def y(count: int) -> float:
         return TOP + plot_h * (1 - count / peak)
