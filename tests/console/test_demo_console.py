@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import httpx
@@ -19,12 +15,8 @@ import pytest
 
 from tests.console.conftest import csrf_of
 from tests.replay.conftest import MARIA_EDIT
-from tests.servers import free_port
 from tests.upstreams.client import call_error, connect
-from tests.workflows.test_demo import wait_until_answering
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 30.0
+from tests.workflows.test_demo import demo_output, wait_until_answering
 
 
 @dataclass
@@ -37,35 +29,13 @@ class DemoConsole:
 @pytest.fixture(scope="module")
 def demo_console() -> Iterator[DemoConsole]:
     env = {k: v for k, v in os.environ.items() if k != "MCPFENCE_ADMIN_TOKEN"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcpfence", "demo", "--port", str(free_port())],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not any("decision log:" in line for line in lines) and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
+    with demo_output(lambda line: "decision log:" in line, env) as lines:
         text = "\n".join(lines)
         console = re.search(r"^Compliance console: (http://\S+/ui/)$", text, re.M)
         token = re.search(r"^  sign in with the admin token (\S+)$", text, re.M)
         ipost = re.search(r"^\s+ipost\s+(http://\S+)$", text, re.M)
-        assert console and token and ipost, f"exit {process.poll()}:\n{text}"
+        assert console and token and ipost, text
         yield DemoConsole(ipost[1], console[1], token[1])
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def test_the_printed_token_signs_in_to_the_printed_console(demo_console: DemoConsole) -> None:
