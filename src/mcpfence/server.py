@@ -38,7 +38,7 @@ from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.streamable_http import StreamableHttpRoute
-from mcpfence.transport.upstream import Upstream
+from mcpfence.transport.upstream import HttpUpstream, Upstream
 from mcpfence.yamlsource import SourceError
 
 log = logging.getLogger("mcpfence")
@@ -113,18 +113,27 @@ class Proxy:
         self, route: RouteConfig, token_route: TokenRoute | None = None, guard: AccessGuard | None = None
     ) -> StreamableHttpRoute:
         """A relay handler; a token route reuses its config route's upstream and policies."""
-        upstream = self._upstream(route)
         expose = route.expose
         if token_route is not None:
             expose = ExposeConfig.model_validate({"methods": token_route.methods, "tags": token_route.tags})
             guard = self._guard(route, token_route)
+        return self.relay(route.name, self._upstream(route), expose, guard)
+
+    def relay(
+        self,
+        name: str,
+        upstream: HttpUpstream,
+        expose: ExposeConfig | None = None,
+        guard: AccessGuard | None = None,
+    ) -> StreamableHttpRoute:
+        """Streamable HTTP relayed to ``upstream`` through this proxy's checks, as route ``name``."""
         return StreamableHttpRoute(
-            route.name,
+            name,
             upstream,
             CacheScopedPipeline(self._addons(expose)),
             self.config.server.max_body_bytes,
             guard,
-            partial(self.catalog.param_schema, route.name),
+            partial(self.catalog.param_schema, name),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:

@@ -35,6 +35,11 @@ class OriginGuard:
             return True
         return urlsplit(origin).hostname in LOCAL_HOSTS
 
+    @staticmethod
+    def refusal() -> jsonrpc.JsonRpcError:
+        """The answer to a request from an origin that is not allowed."""
+        return jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Origin not allowed", status=403)
+
 
 class HostGuard:
     """DNS-rebinding protection for a proxy listening on loopback.
@@ -96,8 +101,7 @@ class ProxyApp:
             await send_jsonrpc_error(send, error)
             return
         if not self.origins.allows(request.headers.get("origin")):
-            error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Origin not allowed", status=403)
-            await send_jsonrpc_error(send, error)
+            await send_jsonrpc_error(send, self.origins.refusal())
             return
         await route.handle(request, send)
 

@@ -37,7 +37,7 @@ from mcpfence.transport.http import (
     until_disconnect,
 )
 from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
-from mcpfence.transport.upstream import Upstream, UpstreamError
+from mcpfence.transport.upstream import HttpUpstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("mcpfence")
 
@@ -66,7 +66,7 @@ class StreamableHttpRoute:
     def __init__(
         self,
         name: str,
-        upstream: Upstream,
+        upstream: HttpUpstream,
         pipeline: Pipeline,
         max_body_bytes: int,
         guard: AccessGuard | None = None,
@@ -186,7 +186,7 @@ class StreamableHttpRoute:
         self,
         send: Send,
         exchange: Exchange,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         raw: bytes,
         batch: bool,
     ) -> None:
@@ -239,7 +239,7 @@ class StreamableHttpRoute:
         request: Request,
         send: Send,
         exchange: Exchange,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
     ) -> None:
         """Relay the SSE answer to a POST, checking each message as it arrives.
 
@@ -261,7 +261,7 @@ class StreamableHttpRoute:
             await sse.send_message(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
+    async def _pump(self, send: Send, exchange: Exchange, response: UpstreamResponse) -> None:
         async for event in sse.read_events(response.content.iter_any()):
             await sse.send_event(send, self._check_event(exchange, event))
 
@@ -303,7 +303,7 @@ class StreamableHttpRoute:
             response.release()
 
     @staticmethod
-    def _headers(response: aiohttp.ClientResponse, exchange: Exchange) -> list[tuple[bytes, bytes]]:
+    def _headers(response: UpstreamResponse, exchange: Exchange) -> list[tuple[bytes, bytes]]:
         """The client's response headers: the upstream's, rate-limit ones normalized on a 429."""
         upstream: Mapping[str, str] = response.headers
         if response.status == 429:

@@ -1,0 +1,169 @@
+"""An MCP server that is an ASGI app in this process, reached by calling it (no socket).
+
+mcpfence as middleware relays every MCP request exactly as ``mcpfence serve``
+does; only the last step differs: instead of an HTTP request over a pooled
+connection, the relay calls the wrapped app with a new ASGI scope and reads
+what it sends back. The scope is the client's own (so the app sees the same
+path, ``Host``, server and root path), with the headers the relay allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from mcpfence.transport.http import ASGIMessage, Scope
+from mcpfence.transport.upstream import UpstreamError, UpstreamResponse, read_body, timeout_error
+
+log = logging.getLogger("mcpfence")
+
+# The scope of the client request being relayed: the template for the app's scope.
+CLIENT_SCOPE: ContextVar[Scope] = ContextVar("mcpfence_client_scope")
+# Sent by the relay, or by the client and kept for the app (it checks them itself).
+_OWN_HEADERS = frozenset({b"host"})
+# Chunks an app may send ahead of the relay before its ``send`` waits.
+_BUFFERED_CHUNKS = 64
+
+
+class AsgiResponse:
+    """What the app sent back: a head, then body chunks as the app sends them."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.status = 0
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        self.head = asyncio.get_running_loop().create_future()
+        self.gone = asyncio.Event()  # the relay is done with the answer: a disconnect for the app
+        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_BUFFERED_CHUNKS)
+        self._deadline = deadline
+        self._failure: UpstreamError | None = None
+        self._ended = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def content(self) -> AsgiResponse:
+        return self
+
+    @property
+    def content_length(self) -> int | None:
+        return None  # read_body then reads chunk by chunk, within its size bound
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.iter_any()])
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while True:
+            async with asyncio.timeout_at(self._deadline):
+                chunk = await self._chunks.get()
+            if chunk is None:
+                if self._failure is not None:
+                    raise self._failure
+                return
+            yield chunk
+
+    def release(self) -> None:
+        self.gone.set()
+
+    # -- the app's side ----------------------------------------------------------
+
+    async def send(self, message: ASGIMessage) -> None:
+        if self.gone.is_set():
+            return
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"])
+            self.headers = CIMultiDictProxy(headers)
+            self.head.set_result(None)
+        elif message["type"] == "http.response.body":
+            body = message.get("body", b"")
+            if body:
+                await self._put(body)
+            if not message.get("more_body", False):
+                await self._end()
+
+    async def _put(self, chunk: bytes | None) -> None:
+        """Wait for the relay to take chunks, or for it to leave (then drop them)."""
+        put = asyncio.ensure_future(self._chunks.put(chunk))
+        gone = asyncio.ensure_future(self.gone.wait())
+        await asyncio.wait({put, gone}, return_when=asyncio.FIRST_COMPLETED)
+        put.cancel()
+        gone.cancel()
+
+    async def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            await self._put(None)
+
+    async def finished(self, failure: UpstreamError | None) -> None:
+        """The app returned (or raised): no more chunks will come."""
+        self._failure = failure
+        if not self.head.done():
+            self.head.set_exception(failure or UpstreamError("the app returned without answering"))
+        await self._end()
+
+
+class AsgiUpstream:
+    """An ASGI app standing in for an upstream URL: one call per relayed exchange."""
+
+    def __init__(self, app: Any, label: str, timeout_seconds: float) -> None:
+        self.app = app
+        self.url = label  # how error messages name it
+        self.headers: dict[str, str] = {}
+        self.timeout_seconds = timeout_seconds
+
+    async def open(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        deadline: float | None = None,
+        url: str | None = None,
+    ) -> UpstreamResponse:
+        """Call the app and return once it has sent its response head."""
+        client = CLIENT_SCOPE.get()
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.extend((k, v) for k, v in client["headers"] if k in _OWN_HEADERS)
+        if body is not None:
+            raw.append((b"content-length", str(len(body)).encode()))
+        scope = {**client, "method": method, "headers": raw}
+        response = AsgiResponse(deadline)
+        response.task = asyncio.ensure_future(self._run(scope, body or b"", response))
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(response.head)
+        except TimeoutError:
+            response.release()
+            raise self.timeout_error() from None
+        return response
+
+    async def _run(self, scope: Scope, body: bytes, response: AsgiResponse) -> None:
+        sent = False
+
+        async def receive() -> ASGIMessage:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await response.gone.wait()
+            return {"type": "http.disconnect"}
+
+        failure = None
+        try:
+            await self.app(scope, receive, response.send)
+        except Exception as exc:
+            log.exception("%s failed while answering", self.url)
+            failure = UpstreamError(f"{self.url} failed: {type(exc).__name__}")
+        await response.finished(failure)
+
+    async def read(self, response: UpstreamResponse) -> bytes:
+        return await read_body(self, response)
+
+    def timeout_error(self) -> UpstreamError:
+        return timeout_error(self)
+
+    async def close(self) -> None:
+        """Nothing to close: the app's own lifespan is the server's to run."""
