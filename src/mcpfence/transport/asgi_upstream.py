@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -28,6 +29,7 @@ CLIENT_SCOPE: ContextVar[Scope] = ContextVar("mcpfence_client_scope")
 _OWN_HEADERS = frozenset({b"host"})
 # Chunks an app may send ahead of the relay before its ``send`` waits.
 _BUFFERED_CHUNKS = 64
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class AsgiResponse:
@@ -35,14 +37,16 @@ class AsgiResponse:
 
     def __init__(self, deadline: float | None) -> None:
         self.status = 0
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self.head = asyncio.get_running_loop().create_future()
         self.gone = asyncio.Event()  # the relay is done with the answer: a disconnect for the app
-        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue(_BUFFERED_CHUNKS)
-        self._deadline = deadline
-        self._failure: UpstreamError | None = None
-        self._ended = False
         self.task: asyncio.Task[None] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._arrived = asyncio.Event()  # a chunk, or the end, is there for the relay
+        self._taken = asyncio.Event()  # the relay took chunks: the app may send more
+        self._deadline = deadline
+        self._ended = False
+        self._failure: UpstreamError | None = None
 
     @property
     def content(self) -> AsgiResponse:
@@ -57,16 +61,22 @@ class AsgiResponse:
 
     async def iter_any(self) -> AsyncIterator[bytes]:
         while True:
-            async with asyncio.timeout_at(self._deadline):
-                chunk = await self._chunks.get()
-            if chunk is None:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._taken.set()
+                yield chunk
+            elif self._ended:
                 if self._failure is not None:
                     raise self._failure
                 return
-            yield chunk
+            else:
+                self._arrived.clear()
+                async with asyncio.timeout_at(self._deadline):
+                    await self._arrived.wait()
 
     def release(self) -> None:
         self.gone.set()
+        self._taken.set()
 
     # -- the app's side ----------------------------------------------------------
 
@@ -81,29 +91,25 @@ class AsgiResponse:
         elif message["type"] == "http.response.body":
             body = message.get("body", b"")
             if body:
-                await self._put(body)
+                self._chunks.append(body)
+                self._arrived.set()
+                while len(self._chunks) >= _BUFFERED_CHUNKS and not self.gone.is_set():
+                    self._taken.clear()
+                    await self._taken.wait()  # the relay reads, or leaves
             if not message.get("more_body", False):
-                await self._end()
+                self._end()
 
-    async def _put(self, chunk: bytes | None) -> None:
-        """Wait for the relay to take chunks, or for it to leave (then drop them)."""
-        put = asyncio.ensure_future(self._chunks.put(chunk))
-        gone = asyncio.ensure_future(self.gone.wait())
-        await asyncio.wait({put, gone}, return_when=asyncio.FIRST_COMPLETED)
-        put.cancel()
-        gone.cancel()
+    def _end(self) -> None:
+        self._ended = True
+        self._arrived.set()
 
-    async def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            await self._put(None)
-
-    async def finished(self, failure: UpstreamError | None) -> None:
+    def finished(self, failure: UpstreamError | None) -> None:
         """The app returned (or raised): no more chunks will come."""
-        self._failure = failure
+        if not self._ended:
+            self._failure = failure
         if not self.head.done():
             self.head.set_exception(failure or UpstreamError("the app returned without answering"))
-        await self._end()
+        self._end()
 
 
 class AsgiUpstream:
@@ -157,7 +163,7 @@ class AsgiUpstream:
         except Exception as exc:
             log.exception("%s failed while answering", self.url)
             failure = UpstreamError(f"{self.url} failed: {type(exc).__name__}")
-        await response.finished(failure)
+        response.finished(failure)
 
     async def read(self, response: UpstreamResponse) -> bytes:
         return await read_body(self, response)
