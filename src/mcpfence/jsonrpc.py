@@ -8,9 +8,12 @@ different values) and every forwarded message is serialized by us.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any, Final
+
+import orjson
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -58,8 +61,18 @@ def _reject_constant(name: str) -> Any:
     raise JsonRpcError(PARSE_ERROR, f"Parse error: {name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """``1e999`` would parse as infinity, which JSON cannot carry on: refused like NaN."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: {text} is beyond the range of a double")
+    return value
+
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True)
 
@@ -85,8 +98,18 @@ def loads(body: bytes | str) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize compactly as UTF-8; this is the only form mcpfence forwards."""
-    return _encoder.encode(value).encode("utf-8")
+    """Serialize compactly as UTF-8; this is the only form mcpfence forwards.
+
+    orjson is ~20x as fast as the standard encoder (benchmarks/README.md); what it
+    refuses (integers beyond 64 bits, lone surrogates) goes to the standard encoder,
+    which writes the integers and refuses the rest. orjson would write a non-finite
+    float as ``null``: none reaches here, since ``loads`` refuses them and mutations
+    must produce JSON (``policy.expressions.to_json``).
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _encoder.encode(value).encode("utf-8")
 
 
 def canonical(value: Any) -> bytes:

@@ -165,6 +165,17 @@ async def test_a_notification_tools_call_is_refused_as_through_the_proxy(fenced:
     assert fenced.calls == []
 
 
+async def test_a_number_beyond_double_range_is_a_parse_error_before_the_wrapped_server(
+    fenced: Fenced,
+) -> None:
+    params = b'{"name":"set_status","arguments":{"status":1e999}}'
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + params + b"}"
+    async with httpx.AsyncClient() as client:
+        response = await client.post(fenced.url, content=body, headers=MCP_HEADERS)
+    assert response.json()["error"]["code"] == -32700
+    assert fenced.calls == []
+
+
 async def test_a_foreign_origin_is_refused_before_the_wrapped_server(fenced: Fenced) -> None:
     headers = {**MCP_HEADERS, "origin": "https://evil.example"}
     async with httpx.AsyncClient() as client:
