@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -60,8 +61,14 @@ class HostGuard:
             return True
         if not host:
             return False
-        name = urlsplit(f"//{host}").hostname
+        name = _hostname(host)
         return name is not None and name in self.allowed
+
+
+@lru_cache(maxsize=256)
+def _hostname(host: str) -> str | None:
+    """The name part of a ``Host`` header; clients send the same few on every request."""
+    return urlsplit(f"//{host}").hostname
 
 
 class ProxyApp:
