@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
-from mcpfence.jsonrpc import canonical
+from mcpfence.jsonrpc import dumps
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.decision import Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
@@ -193,7 +193,7 @@ class PolicySet:
         candidates = self.candidates(call.route, call.tool)
         if not candidates:
             return Decision("allow", call.args)
-        size = len(canonical(call.args))
+        size = len(dumps(call.args))  # key order changes no length: the fast encoder will do
         if size > MAX_ARGS_BYTES:
             message = f"arguments are {size} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
