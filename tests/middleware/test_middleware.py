@@ -14,38 +14,27 @@ import anyio
 import httpx
 import pytest
 import yaml
-from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from mcpfence import PolicyMiddleware
+from tests.enforcement.conftest import POLICIES, Recorder
 from tests.protocol.clients import MCP_HEADERS, connect, request
 from tests.servers import serve_asgi
 from tests.telemetry.otlp_receiver import OtlpReceiver, otlp_receiver
 
 pytestmark = pytest.mark.anyio
 
-POLICIES = """\
-apiVersion: mcpfence/v1
-kind: ToolPolicy
-metadata: {name: emails-lowercase}
-spec:
-  match: {tools: [add_email]}
-  guidance: "Emails are stored in lower case."
-  mutations:
-    - path: /email
-      expression: "args.email.trim().lowerAscii()"
+GUIDANCE = """\
 ---
 apiVersion: mcpfence/v1
 kind: ToolPolicy
-metadata: {name: no-null-status}
+metadata: {name: emails-guidance}
 spec:
-  match: {tools: [set_status]}
-  validations:
-    - expression: "args.status != null"
-      message: "status must not be null"
+  match: {tools: [add_email]}
+  guidance: "Emails are stored in lower case."
 """
 
 
@@ -54,7 +43,7 @@ class Fenced:
     """The wrapped server, what it received, and where its telemetry went."""
 
     url: str
-    calls: list[tuple[str, Any]]
+    recorder: Recorder
     decision_log: Path
     receiver: OtlpReceiver
 
@@ -63,48 +52,31 @@ class Fenced:
         return [json.loads(line) for line in text.splitlines()]
 
 
-def recorder(calls: list[tuple[str, Any]]) -> MCPServer:
-    server = MCPServer("recorder")
-
-    @server.tool()
-    def add_email(email: str) -> str:
-        """Add a contact's email."""
-        calls.append(("add_email", email))
-        return email
-
-    @server.tool()
-    def set_status(status: bool | None) -> str:
-        calls.append(("set_status", status))
-        return "ok"
-
-    return server
-
-
 @pytest.fixture(scope="module")
 def fenced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fenced]:
     directory = tmp_path_factory.mktemp("middleware")
-    (directory / "policies.yaml").write_text(POLICIES)
+    (directory / "policies.yaml").write_text(POLICIES + GUIDANCE)
     config = {"decision_log": {"path": "decisions.jsonl"}, "telemetry": {"service_name": "fenced"}}
     (directory / "mcpfence.yaml").write_text(yaml.safe_dump(config))
-    calls: list[tuple[str, Any]] = []
+    recorder = Recorder()
     with otlp_receiver() as receiver, pytest.MonkeyPatch.context() as env:
         env.setitem(os.environ, "OTEL_TRACES_EXPORTER", "otlp")
         env.setitem(os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
         env.setitem(os.environ, "OTEL_BSP_SCHEDULE_DELAY", "50")
         app = PolicyMiddleware(
-            recorder(calls).streamable_http_app(),
+            recorder.server().streamable_http_app(),
             policies=[directory / "policies.yaml"],
             route="billing",
             config=directory / "mcpfence.yaml",
         )
         with serve_asgi(app) as base:
-            yield Fenced(base + "/mcp", calls, directory / "decisions.jsonl", receiver)
+            yield Fenced(base + "/mcp", recorder, directory / "decisions.jsonl", receiver)
 
 
 @pytest.fixture(autouse=True)
 def _forget_calls(request: pytest.FixtureRequest) -> None:
     if "fenced" in request.fixturenames:
-        request.getfixturevalue("fenced").calls.clear()
+        request.getfixturevalue("fenced").recorder.calls.clear()
 
 
 async def call(fenced: Fenced, tool: str, arguments: dict[str, Any]) -> tuple[bool, str]:
@@ -116,26 +88,26 @@ async def call(fenced: Fenced, tool: str, arguments: dict[str, Any]) -> tuple[bo
 async def test_an_allowed_call_reaches_the_wrapped_server(fenced: Fenced) -> None:
     is_error, _ = await call(fenced, "set_status", {"status": True})
     assert not is_error
-    assert fenced.calls == [("set_status", True)]
+    assert fenced.recorder.calls == [("set_status", {"status": True})]
 
 
 async def test_a_mutated_call_reaches_the_wrapped_server_mutated(fenced: Fenced) -> None:
     is_error, text = await call(fenced, "add_email", {"email": "  Ann@Example.COM "})
     assert (is_error, text) == (False, "ann@example.com")
-    assert fenced.calls == [("add_email", "ann@example.com")]
+    assert fenced.recorder.calls == [("add_email", {"email": "ann@example.com"})]
 
 
 async def test_a_denied_call_never_reaches_the_wrapped_server(fenced: Fenced) -> None:
     is_error, text = await call(fenced, "set_status", {"status": None})
     assert is_error
     assert text == "Blocked by policy no-null-status: status must not be null"
-    assert fenced.calls == []
+    assert fenced.recorder.calls == []
 
 
 async def test_tools_list_carries_the_policies_guidance(fenced: Fenced) -> None:
     async with connect(fenced.url) as conn:
         tools = {tool.name: tool for tool in (await conn.session.list_tools()).tools}
-    assert tools["add_email"].description == "Add a contact's email.\n\nEmails are stored in lower case."
+    assert tools["add_email"].description == "Emails are stored in lower case."
 
 
 async def test_each_call_is_a_decision_log_line_under_the_route_name(fenced: Fenced) -> None:
@@ -162,7 +134,7 @@ async def test_a_notification_tools_call_is_refused_as_through_the_proxy(fenced:
     async with httpx.AsyncClient() as client:
         response = await client.post(fenced.url, json=notification, headers=MCP_HEADERS)
     assert response.json()["error"]["code"] == -32600
-    assert fenced.calls == []
+    assert fenced.recorder.calls == []
 
 
 async def test_a_number_beyond_double_range_is_a_parse_error_before_the_wrapped_server(
@@ -173,7 +145,7 @@ async def test_a_number_beyond_double_range_is_a_parse_error_before_the_wrapped_
     async with httpx.AsyncClient() as client:
         response = await client.post(fenced.url, content=body, headers=MCP_HEADERS)
     assert response.json()["error"]["code"] == -32700
-    assert fenced.calls == []
+    assert fenced.recorder.calls == []
 
 
 async def test_a_foreign_origin_is_refused_before_the_wrapped_server(fenced: Fenced) -> None:
