@@ -56,7 +56,7 @@ TARGETS = ["direct", "nginx", "bare-forwarder", "fastmcp-proxy", "mcpfence", "mc
 ROUTE_PATH = "/bench/mcp"
 SOAK_CONNECTIONS = 16
 SOAK_SAMPLES = 10
-POLICIES = "mcpfence-policies"  # the row the issue's targets are about
+POLICIES = "mcpfence-policies"  # the row the performance targets are about
 MANY_POLICIES = 10_000
 
 
@@ -188,7 +188,7 @@ def sse_added_p50(direct: Service, proxy: Service, seconds: float, rounds: int =
 
 
 def verdicts(rows: list[Measurement], extras: Extras) -> str:
-    """The issue's targets as pass/fail, from this run's rows (ratios, never absolute req/s)."""
+    """The performance targets as pass/fail, from this run's rows (ratios, never absolute req/s)."""
     by = {row.target: row for row in rows}
     checks: list[tuple[str, str, bool]] = []
     fenced, direct = by.get(POLICIES), by.get("direct")
