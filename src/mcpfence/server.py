@@ -37,6 +37,7 @@ from mcpfence.console.decisions import DecisionStore
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
+from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.reload import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
@@ -46,7 +47,7 @@ from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstre
 from mcpfence.transport.limits import StreamCaps
 from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
-from mcpfence.transport.upstream import Upstream
+from mcpfence.transport.upstream import HttpUpstream, Upstream
 from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 
@@ -102,7 +103,8 @@ class Proxy:
         guard = self._guard(route, None)  # one guard: the relay and the bridge share its buckets
         relays = upstream is not None and route.upstream.kind == "streamable-http"
         relay = self._route(route, guard=guard) if relays else None
-        pipeline = CacheScopedPipeline(self._addons(route, [route.expose]))
+        listing = self._listing(route) if route.input_schema != "off" else None
+        pipeline = CacheScopedPipeline(self._addons([route.expose], route.input_schema, listing))
         max_body = self.config.server.max_body_bytes
         schemas = partial(self.catalog.param_schema, route.name)
         endpoints = build_endpoints(
@@ -137,19 +139,35 @@ class Proxy:
         A token route's filters apply on top of its config route's, so they can only
         narrow what the config route exposes, never widen it.
         """
-        upstream = self._upstream(route)
         filters = [route.expose]
         if token_route is not None:
             own = {"methods": token_route.methods, "tags": token_route.tags}
             filters.append(ExposeConfig.model_validate(own))
             guard = self._guard(route, token_route)
+        listing = self._listing(route) if route.input_schema != "off" else None
+        return self.relay(route.name, self._upstream(route), filters, guard, route.input_schema, listing)
+
+    def relay(
+        self,
+        name: str,
+        upstream: HttpUpstream,
+        filters: Sequence[ExposeConfig | None] = (),
+        guard: AccessGuard | None = None,
+        input_schema: SchemaMode = "enforce",
+        listing: SelfListing | None = None,
+    ) -> StreamableHttpRoute:
+        """Streamable HTTP relayed to ``upstream`` through this proxy's checks, as route ``name``.
+
+        Without a ``listing`` the argument check knows only the schemas of relayed
+        ``tools/list`` answers (mcpfence as middleware cannot list on its own).
+        """
         return StreamableHttpRoute(
-            route.name,
+            name,
             upstream,
-            CacheScopedPipeline(self._addons(route, filters)),
+            CacheScopedPipeline(self._addons(filters, input_schema, listing)),
             self.config.server.max_body_bytes,
             guard,
-            partial(self.catalog.param_schema, route.name),
+            partial(self.catalog.param_schema, name),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:
@@ -177,7 +195,12 @@ class Proxy:
     def _exposure(self, expose: ExposeConfig) -> Exposure:
         return Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
 
-    def _addons(self, route: RouteConfig, filters: Sequence[ExposeConfig | None]) -> list[Addon]:
+    def _addons(
+        self,
+        filters: Sequence[ExposeConfig | None],
+        input_schema: SchemaMode = "enforce",
+        listing: SelfListing | None = None,
+    ) -> list[Addon]:
         """The pipeline of one route, outermost first (see pipeline.py); a tool must pass
         every one of ``filters`` (``None``: no filter)."""
         addons: list[Addon] = []
@@ -187,8 +210,7 @@ class Proxy:
         for expose in filters:
             if expose is not None:
                 addons.append(ExposureAddon(self._exposure(expose), self.catalog))
-        listing = self._listing(route) if route.input_schema != "off" else None
-        addons.append(PolicyAddon(self.policies, self.catalog, self.memory, route.input_schema, listing))
+        addons.append(PolicyAddon(self.policies, self.catalog, self.memory, input_schema, listing))
         # Upstream spans carry the upstream-duration metric too: metrics alone need them.
         if self.telemetry.recording:
             addons.append(UpstreamTraceAddon())
