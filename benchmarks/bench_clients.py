@@ -38,11 +38,11 @@ def main() -> None:
     args = parser.parse_args()
     header = conditions()
     with ExitStack() as stack:
-        upstream = stack.enter_context(fast_upstream()).url
-        targets = {"direct": upstream}
+        direct = stack.enter_context(fast_upstream())
+        targets = {"direct": direct}
         for server, client in VARIANTS:
-            forwarder = stack.enter_context(bare_forwarder(upstream, server, client))
-            targets[f"server {server} + client {client}"] = forwarder.url
+            forwarder = stack.enter_context(bare_forwarder(direct.url, server, client))
+            targets[f"server {server} + client {client}"] = forwarder
         table = markdown_table(measure_all(targets, args.duration))
     print(f"{header}\n\n{table}")
     write_result("clients.md", f"{header}\n\n{table}")

@@ -39,16 +39,28 @@ ARGUMENTS: dict[str, Any] = {
     "priority": 3,
 }
 TOOL_RESULT_TEXT = "sent"
-BODY = json.dumps(
-    {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-     "params": {"name": TOOL, "arguments": ARGUMENTS}},
-    separators=(",", ":"),
-).encode()
+# A tool the upstream answers with an SSE stream of one event (time to first event).
+SSE_TOOL = "send_email_streamed"
+# A tool no benchmark policy matches: checking it should cost what a ping costs.
+UNMATCHED_TOOL = "get_status"
 HEADERS = {
     "Content-Type": "application/json",
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": "2025-11-25",
 }
+
+
+def jsonrpc_body(method: str, params: dict[str, Any] | None = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": method}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+BODY = jsonrpc_body("tools/call", {"name": TOOL, "arguments": ARGUMENTS})
+SSE_BODY = jsonrpc_body("tools/call", {"name": SSE_TOOL, "arguments": ARGUMENTS})
+UNMATCHED_BODY = jsonrpc_body("tools/call", {"name": UNMATCHED_TOOL, "arguments": {}})
+PING_BODY = jsonrpc_body("ping")
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,10 @@ class WrkResult:
         return self.requests / (self.duration_us / 1e6)
 
 
-def run_wrk(url: str, connections: int, seconds: float, threads: int = 1) -> WrkResult:
+def run_wrk(url: str, connections: int, seconds: float, threads: int = 1, body: bytes = BODY,
+            ) -> WrkResult:
     """Run wrk with ``tools_call.lua`` against ``url`` and parse its result line."""
-    env = {**os.environ, "BENCH_BODY": BODY.decode(),
+    env = {**os.environ, "BENCH_BODY": body.decode(),
            "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in HEADERS.items())}
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--timeout", "5s", "-s", str(LUA_SCRIPT), url]
@@ -110,7 +123,7 @@ def running(command: Sequence[str], port: int, env: Mapping[str, str] | None = N
         )
         try:
             try:
-                wait_for_port(port, process=process)
+                wait_for_port(port, timeout=60, process=process)  # 10,000 policies load first
             except (RuntimeError, TimeoutError) as exc:
                 log.seek(0)
                 output = log.read().decode(errors="replace")
@@ -126,6 +139,17 @@ def running(command: Sequence[str], port: int, env: Mapping[str, str] | None = N
                     process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants (nginx's worker), from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += cpu_seconds(int(child))
+    return total
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -135,12 +159,18 @@ def rss_kib(pid: int) -> int:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One target: throughput at 16 connections and latency at one, medians over rounds."""
+    """One target: throughput at 16 connections and latency at one, medians over rounds.
+
+    ``cpu_us`` is the target process's CPU time per request during the c=16 runs: unlike
+    req/s it hardly moves when other processes compete for the cores.
+    """
 
     target: str
     rps: float
     p50_us: float
     p99_us: float
+    p99_c16_us: float
+    cpu_us: float
 
 
 def _checked(target: str, result: WrkResult) -> WrkResult:
@@ -150,29 +180,40 @@ def _checked(target: str, result: WrkResult) -> WrkResult:
     return result
 
 
-def measure_all(targets: Mapping[str, str], seconds: float, rounds: int = 3,
+def loaded(service: Service, seconds: float, body: bytes = BODY, connections: int = 16,
+           ) -> tuple[WrkResult, float]:
+    """One wrk run at ``connections`` and the service's CPU µs per request during it."""
+    before = cpu_seconds(service.pid)
+    result = run_wrk(service.url, connections=connections, seconds=seconds,
+                     threads=min(2, connections), body=body)
+    return result, (cpu_seconds(service.pid) - before) * 1e6 / max(1, result.requests)
+
+
+def measure_all(targets: Mapping[str, Service], seconds: float, rounds: int = 3,
                 ) -> list[Measurement]:
-    """Measure every target (name -> URL) in interleaved rounds and keep the medians.
+    """Measure every target in interleaved rounds and keep the medians.
 
     Interleaving spreads the load other users put on a shared machine over all targets
     alike, instead of penalising whichever target ran while it peaked. Each round runs
     c=16 for ``seconds / rounds`` and c=1 for half that (at least 1 s each).
     """
-    for target, url in targets.items():
-        preflight(url)
-        _checked(target, run_wrk(url, connections=16, seconds=1, threads=2))  # warm-up
-    runs: dict[str, list[tuple[WrkResult, WrkResult]]] = {target: [] for target in targets}
+    for target, served in targets.items():
+        preflight(served.url)
+        _checked(target, run_wrk(served.url, connections=16, seconds=1, threads=2))  # warm-up
+    runs: dict[str, list[tuple[WrkResult, float, WrkResult]]] = {target: [] for target in targets}
     for _ in range(rounds):
-        for target, url in targets.items():
-            throughput = run_wrk(url, connections=16, seconds=seconds / rounds, threads=2)
-            latency = run_wrk(url, connections=1, seconds=seconds / rounds / 2)
-            runs[target].append((_checked(target, throughput), _checked(target, latency)))
+        for target, served in targets.items():
+            throughput, cpu = loaded(served, seconds / rounds)
+            latency = run_wrk(served.url, connections=1, seconds=seconds / rounds / 2)
+            runs[target].append((_checked(target, throughput), cpu, _checked(target, latency)))
     return [
         Measurement(
             target,
-            rps=median(t.rps for t, _ in results),
-            p50_us=median(lat.p50_us for _, lat in results),
-            p99_us=median(lat.p99_us for _, lat in results),
+            rps=median(t.rps for t, _, _ in results),
+            p50_us=median(lat.p50_us for _, _, lat in results),
+            p99_us=median(lat.p99_us for _, _, lat in results),
+            p99_c16_us=median(t.p99_us for t, _, _ in results),
+            cpu_us=median(cpu for _, cpu, _ in results),
         )
         for target, results in runs.items()
     ]
@@ -181,11 +222,14 @@ def measure_all(targets: Mapping[str, str], seconds: float, rounds: int = 3,
 def markdown_table(rows: Sequence[Measurement], baseline: str = "direct") -> str:
     """The results as a Markdown table; added p50 is relative to the ``baseline`` row."""
     base = next((row.p50_us for row in rows if row.target == baseline), None)
-    lines = ["| target | req/s (c=16) | p50 (c=1) | p99 (c=1) | added p50 vs direct |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| target | req/s (c=16) | p99 (c=16) | CPU µs/req (c=16) | p50 (c=1) | p99 (c=1) "
+             "| added p50 vs direct |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         added = "" if base is None else f"{(row.p50_us - base) / 1000:+.2f} ms"
-        lines.append(f"| {row.target} | {row.rps:,.0f} | {row.p50_us / 1000:.2f} ms "
+        rps = f"{row.rps:,.0f}" if row.rps >= 100 else f"{row.rps:.1f}"
+        lines.append(f"| {row.target} | {rps} | {row.p99_c16_us / 1000:.2f} ms "
+                     f"| {row.cpu_us:,.0f} | {row.p50_us / 1000:.2f} ms "
                      f"| {row.p99_us / 1000:.2f} ms | {added} |")
     return "\n".join(lines) + "\n"
 
@@ -217,16 +261,17 @@ async def read_body(receive: Receive) -> bytes:
     return body
 
 
-def run_uvicorn(app: ASGIApp, port: int) -> None:
+def run_uvicorn(app: ASGIApp, port: int, lifespan: str = "off") -> None:
     """Serve a benchmark ASGI app the fastest way uvicorn can (uvloop, httptools, no logs)."""
     uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                lifespan="off", access_log=False, log_level="warning")
+                lifespan=lifespan, access_log=False, log_level="warning")
 
 
-def fast_upstream() -> AbstractContextManager[Service]:
-    """Run ``fast_upstream.py`` on a free port."""
+def fast_upstream(middleware: str | None = None) -> AbstractContextManager[Service]:
+    """Run ``fast_upstream.py`` on a free port; ``middleware``: wrapped with that policy pack."""
     port = free_port()
-    return service(python_module("benchmarks.fast_upstream", "--port", str(port)), port)
+    extra = ["--middleware", middleware] if middleware is not None else []
+    return service(python_module("benchmarks.fast_upstream", "--port", str(port), *extra), port)
 
 
 def bare_forwarder(upstream: str, server: str = "asgi", client: str = "aiohttp",

@@ -15,36 +15,49 @@ import argparse
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
 
+from benchmarks.bench_policy import others
 from benchmarks.harness import (
     BENCH_DIR,
     BODY,
     HEADERS,
+    PING_BODY,
+    SSE_BODY,
+    UNMATCHED_BODY,
+    Measurement,
     Service,
     bare_forwarder,
     conditions,
     fast_upstream,
     free_port,
+    loaded,
     markdown_table,
     measure_all,
     python_module,
     rss_kib,
+    run_wrk,
     service,
     write_result,
 )
+from mcpfence.policy import load_policy_set
 
-TARGETS = ["direct", "nginx", "bare-forwarder", "mcpfence", "mcpfence-policies",
-           "mcpfence-policies-traced", "soak"]
+TARGETS = ["direct", "nginx", "bare-forwarder", "fastmcp-proxy", "mcpfence", "mcpfence-policies",
+           "mcpfence-policies-traced", "mcpfence-policies-10k", "middleware-policies", "soak"]
 ROUTE_PATH = "/bench/mcp"
 SOAK_CONNECTIONS = 16
 SOAK_SAMPLES = 10
+POLICIES = "mcpfence-policies"  # the row the performance targets are about
+MANY_POLICIES = 10_000
 
 
 @contextmanager
@@ -61,6 +74,23 @@ def nginx(upstream_port: int) -> Iterator[Service]:
                    "-g", "daemon off;"]
         with service(command, port) as served:
             yield served
+
+
+def fastmcp_proxy(upstream: str) -> AbstractContextManager[Service]:
+    """FastMCP's ``create_proxy`` in front of the ``upstream`` URL (``fastmcp_proxy.py``)."""
+    port = free_port()
+    command = python_module("benchmarks.fastmcp_proxy", "--port", str(port), "--upstream", upstream)
+    return service(command, port)
+
+
+def many_policies(directory: str) -> tuple[str, float]:
+    """A file of ``MANY_POLICIES`` policies for other tools, and the CPU seconds loading it
+    takes (CPU, not wall-clock: on a shared machine wall-clock counts others' work too)."""
+    path = Path(directory, "many.yaml")
+    path.write_text(yaml.dump_all(others(MANY_POLICIES), Dumper=yaml.CSafeDumper))
+    started = time.process_time()
+    load_policy_set([path])
+    return str(path), time.process_time() - started
 
 
 def otlp_sink() -> AbstractContextManager[Service]:
@@ -128,6 +158,84 @@ def soak(url: str, pid: int, calls: int) -> str:
             f"{series}.\n")
 
 
+@dataclass
+class Extras:
+    """Measurements beside the main table that the targets need."""
+
+    unmatched_cpu_us: float | None = None
+    ping_cpu_us: float | None = None
+    sse_added_p50_us: float | None = None
+    load_seconds: float | None = None
+    many_rss_mib: float | None = None
+
+
+def unmatched_and_ping(proxy: Service, seconds: float, rounds: int = 3) -> tuple[float, float]:
+    """CPU µs per request of a tools/call no policy matches and of a ping, interleaved."""
+    unmatched, ping = [], []
+    for _ in range(rounds):
+        unmatched.append(loaded(proxy, seconds / rounds, UNMATCHED_BODY)[1])
+        ping.append(loaded(proxy, seconds / rounds, PING_BODY)[1])
+    return median(unmatched), median(ping)
+
+
+def sse_added_p50(direct: Service, proxy: Service, seconds: float, rounds: int = 3) -> float:
+    """Added p50 at c=1 of a one-event SSE answer: the time to the first relayed event."""
+    added = []
+    for _ in range(rounds):
+        base = run_wrk(direct.url, connections=1, seconds=seconds / rounds, body=SSE_BODY).p50_us
+        added.append(run_wrk(proxy.url, connections=1, seconds=seconds / rounds, body=SSE_BODY).p50_us - base)
+    return median(added)
+
+
+def verdicts(rows: list[Measurement], extras: Extras) -> str:
+    """The performance targets as pass/fail, from this run's rows (ratios, never absolute req/s)."""
+    by = {row.target: row for row in rows}
+    checks: list[tuple[str, str, bool]] = []
+    fenced, direct = by.get(POLICIES), by.get("direct")
+    if fenced is not None and (forwarder := by.get("bare-forwarder")) is not None:
+        checks.append(("c=16 throughput with policies ≥ bare forwarder's",
+                       f"{fenced.rps:,.0f} vs {forwarder.rps:,.0f} req/s "
+                       f"(CPU {fenced.cpu_us:,.0f} vs {forwarder.cpu_us:,.0f} µs/req)",
+                       fenced.rps >= forwarder.rps))
+    if fenced is not None and (nginx := by.get("nginx")) is not None:
+        checks.append(("c=16 throughput with policies ≥ 40 % of nginx's",
+                       f"{fenced.rps / nginx.rps:.0%} ({fenced.rps:,.0f} of {nginx.rps:,.0f})",
+                       fenced.rps >= 0.4 * nginx.rps))
+        limit = 2 * nginx.p99_c16_us + 5000
+        checks.append(("p99 at c=16 ≤ 2 x nginx's + 5 ms",
+                       f"{fenced.p99_c16_us / 1000:.2f} ms (limit {limit / 1000:.2f} ms)",
+                       fenced.p99_c16_us <= limit))
+    if fenced is not None and direct is not None:
+        added = fenced.p50_us - direct.p50_us
+        checks.append(("added p50 at c=1 ≤ 0.25 ms with policies", f"{added / 1000:+.2f} ms",
+                       added <= 250))
+    if extras.unmatched_cpu_us is not None and extras.ping_cpu_us is not None:
+        checks.append(("unmatched tools/call costs no more than a ping (CPU, 5 % noise allowance)",
+                       f"{extras.unmatched_cpu_us:,.0f} vs {extras.ping_cpu_us:,.0f} µs/req",
+                       extras.unmatched_cpu_us <= 1.05 * extras.ping_cpu_us))
+    if extras.load_seconds is not None:
+        checks.append((f"{MANY_POLICIES:,} policies load in < 5 s", f"{extras.load_seconds:.2f} s CPU",
+                       extras.load_seconds < 5))
+    if extras.many_rss_mib is not None:
+        checks.append((f"{MANY_POLICIES:,} policies: proxy RSS < 300 MiB", f"{extras.many_rss_mib:.0f} MiB",
+                       extras.many_rss_mib < 300))
+    if fenced is not None and (many := by.get("mcpfence-policies-10k")) is not None:
+        checks.append((f"{MANY_POLICIES:,} policies: per-call cost unchanged (CPU within 5 %)",
+                       f"{many.cpu_us:,.0f} vs {fenced.cpu_us:,.0f} µs/req",
+                       many.cpu_us <= 1.05 * fenced.cpu_us))
+    if extras.sse_added_p50_us is not None:
+        checks.append(("SSE: first relayed event ≤ 1 ms over direct (c=1 p50)",
+                       f"{extras.sse_added_p50_us / 1000:+.2f} ms", extras.sse_added_p50_us <= 1000))
+    if (middleware := by.get("middleware-policies")) is not None and direct is not None:
+        checks.append(("in-process middleware (info): vs the same server direct",
+                       f"{middleware.rps / direct.rps:.0%} of its req/s, "
+                       f"+{middleware.cpu_us - direct.cpu_us:,.0f} µs CPU/req, "
+                       f"{(middleware.p50_us - direct.p50_us) / 1000:+.2f} ms p50", True))
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'PASS' if ok else 'FAIL'} |" for name, value, ok in checks]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark mcpfence against nginx and a "
                                      "bare forwarder.")
@@ -147,26 +255,42 @@ def main() -> None:
         parser.error("nginx is not installed (apt-get install -y nginx wrk), or use --skip-nginx")
 
     header = conditions()
-    policy_pack = [str(BENCH_DIR / "policies.yaml")]
+    policy_pack = str(BENCH_DIR / "policies.yaml")
+    extras = Extras()
     with ExitStack() as stack:
-        upstream = stack.enter_context(fast_upstream()).url
+        direct = stack.enter_context(fast_upstream())
+        upstream = direct.url
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-policies-"))
+
+        def with_many_policies() -> AbstractContextManager[Service]:
+            many, extras.load_seconds = many_policies(scratch)
+            return mcpfence(upstream, [policy_pack, many])
+
         starters: dict[str, Callable[[], AbstractContextManager[Service]]] = {
             "nginx": lambda: nginx(urlsplit(upstream).port or 80),
             "bare-forwarder": lambda: bare_forwarder(upstream),
+            "fastmcp-proxy": lambda: fastmcp_proxy(upstream),
             "mcpfence": lambda: mcpfence(upstream, []),
-            "mcpfence-policies": lambda: mcpfence(upstream, policy_pack),
+            "mcpfence-policies": lambda: mcpfence(upstream, [policy_pack]),
             "mcpfence-policies-traced": lambda: mcpfence(
-                upstream, policy_pack, tracing_to(stack.enter_context(otlp_sink()).url)),
+                upstream, [policy_pack], tracing_to(stack.enter_context(otlp_sink()).url)),
+            "mcpfence-policies-10k": with_many_policies,
+            "middleware-policies": lambda: fast_upstream(middleware=policy_pack),
         }
-        targets = {"direct": upstream} if "direct" in selected else {}
+        targets = {"direct": direct} if "direct" in selected else {}
         for target in selected:
             if target in starters:
-                targets[target] = stack.enter_context(starters[target]()).url
-        table = markdown_table(measure_all(targets, args.duration)) if targets else ""
-    report = f"{header}\n\n{table}"
+                targets[target] = stack.enter_context(starters[target]())
+        rows = measure_all(targets, args.duration) if targets else []
+        if "mcpfence-policies-10k" in targets:
+            extras.many_rss_mib = rss_kib(targets["mcpfence-policies-10k"].pid) / 1024
+        if POLICIES in targets:
+            extras.unmatched_cpu_us, extras.ping_cpu_us = unmatched_and_ping(targets[POLICIES], args.duration)
+            extras.sse_added_p50_us = sse_added_p50(direct, targets[POLICIES], args.duration / 2)
+    report = f"{header}\n\n{markdown_table(rows) if rows else ''}\n{verdicts(rows, extras)}"
     if "soak" in selected:  # after the table: the soak gets the machine and a fresh proxy
         with fast_upstream() as upstream_service, \
-                mcpfence(upstream_service.url, policy_pack) as proxy:
+                mcpfence(upstream_service.url, [policy_pack]) as proxy:
             report += "\n" + soak(proxy.url, proxy.pid, args.soak_calls)
     print(report)
     print(f"written to {write_result('latest.md', report)}")

@@ -50,8 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--now", type=_timestamp, help="the time `now` reads, ISO 8601 with a zone (default: the clock)"
     )
+    replay = commands.add_parser("replay", help="re-decide recorded calls with other policies")
+    replay.add_argument("--config", required=True, type=Path, help="the config that wrote the log")
+    replay.add_argument("--policies", required=True, nargs="+", type=Path, help="the candidate policies")
+    replay.add_argument("--log", required=True, nargs="+", type=Path, help="decision logs (rotated ones too)")
+    replay.add_argument("--since", type=_since, help="report only calls at or after this ISO-8601 time")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
     for command, handler in (
-        (serve, _serve), (demo, _demo), (check, _check), (test, _test), (explain, _explain)
+        (serve, _serve), (demo, _demo), (check, _check), (test, _test), (explain, _explain),
+        (replay, _replay),
     ):
         command.set_defaults(func=handler)
     client_cli.register(commands)
@@ -105,6 +112,21 @@ def _explain(args: argparse.Namespace) -> int:
     return policy_cli.explain(
         args.config, args.route, args.tool, args.args, args.json, sys.stdout, args.input_schema, args.now
     )
+
+
+def _since(text: str) -> datetime:
+    from mcpfence.replay.records import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from mcpfence.replay import command
+
+    return command.run(args.config, args.policies, args.log, args.since, args.json, sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,8 @@ class ServerConfig(_Strict):
 class DecisionLogConfig(_Strict):
     path: str | None = None
     include_arguments: bool = False
+    record_arguments: bool = False  # keep what `mcpfence replay` needs (see docs/how-to/replay.md)
+    key_env: str | None = None  # the environment variable holding a Fernet key for those fields
     redact: tuple[str, ...] = ()
     max_bytes: int = Field(100 * 1024 * 1024, gt=0)
     backups: int = Field(5, ge=0)
@@ -48,6 +50,11 @@ class DecisionLogConfig(_Strict):
 
 class TelemetryConfig(_Strict):
     service_name: str = "mcpfence"
+
+
+class ConsoleConfig(_Strict):
+    # Link from each decision to its trace, e.g. http://127.0.0.1:16686/trace/{trace_id} (Jaeger).
+    trace_url: str | None = None
 
 
 class StorageConfig(_Strict):
@@ -143,6 +150,7 @@ class Config(_Strict):
     decision_log: DecisionLogConfig = DecisionLogConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     storage: StorageConfig = StorageConfig()
+    console: ConsoleConfig = ConsoleConfig()
     tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
 

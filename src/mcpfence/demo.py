@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from mcpfence.admin.app import ADMIN_TOKEN_ENV
 from mcpfence.config import Config, ConfigError, load_config
 from mcpfence.server import serve
 
@@ -76,7 +80,26 @@ def _start_upstreams(config: Config, examples: Path, stack: ExitStack) -> Config
     return config.model_copy(update={"routes": tuple(routes)})
 
 
-def client_snippets(config: Config) -> str:
+def _with_console(config: Config, folder: Path) -> tuple[Config, str]:
+    """An admin listener for the console, and a decision log it can read (with replay fields).
+
+    The admin token comes from ``MCPFENCE_ADMIN_TOKEN``, else a fresh one is made for
+    this run; the returned hint says how to sign in.
+    """
+    token = os.environ.get(ADMIN_TOKEN_ENV)
+    hint = f"the admin token in {ADMIN_TOKEN_ENV}"
+    if not token:
+        token = os.environ[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(18)
+        hint = f"the admin token {token}"
+    server = config.server.model_copy(update={"admin_port": _free_port()})
+    log = config.decision_log.model_copy(
+        update={"path": str(folder / "decisions.jsonl"), "record_arguments": True}
+    )
+    storage = config.storage.model_copy(update={"path": str(folder / "mcpfence.db")})
+    return config.model_copy(update={"server": server, "decision_log": log, "storage": storage}), hint
+
+
+def client_snippets(config: Config, sign_in: str = "") -> str:
     """What to paste into Claude Desktop or a ChatGPT connector to use the demo."""
     base = f"http://{config.server.host}:{config.server.port}"
     servers = {
@@ -85,6 +108,13 @@ def client_snippets(config: Config) -> str:
     }
     lines = ["", "mcpfence demo is running. Give a client these MCP URLs:"]
     lines += [f"  {route.name:10} {base}{route.path}" for route in config.routes]
+    if config.server.admin_port is not None:
+        lines += [
+            "",
+            f"Compliance console: http://{config.server.admin_host}:{config.server.admin_port}/ui/",
+            f"  sign in with {sign_in}",
+            f"  decision log: {config.decision_log.path}",
+        ]
     lines += ["", "claude_desktop_config.json:", json.dumps({"mcpServers": servers}, indent=2)]
     lines += ["", "ChatGPT (Settings > Connectors > Add custom connector): the URLs above, no auth.", ""]
     return "\n".join(lines)
@@ -99,6 +129,8 @@ def run_demo(port: int | None) -> int:
     # lets the ExitStack stop the demo upstreams instead of leaving them behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcpfence-demo-")))
+        config, sign_in = _with_console(config, folder)
         demo_config = _start_upstreams(config, examples, stack)
-        serve(demo_config, on_ready=lambda: print(client_snippets(demo_config), flush=True))
+        serve(demo_config, on_ready=lambda: print(client_snippets(demo_config, sign_in), flush=True))
     return 0

@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
+
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
 INVALID_PARAMS: Final = -32602
@@ -116,8 +118,18 @@ def one_line(data: bytes) -> bytes:
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize compactly as UTF-8, one line; this is the only form mcpfence forwards."""
-    return one_line(_encoder.encode(value).encode("utf-8"))
+    """Serialize compactly as UTF-8, one line; this is the only form mcpfence forwards.
+
+    orjson is ~20x as fast as the standard encoder (benchmarks/README.md); what it
+    refuses (integers beyond 64 bits, lone surrogates) goes to the standard encoder,
+    which writes the integers and refuses the rest. orjson would write a non-finite
+    float as ``null``: none reaches here, since ``loads`` refuses them and mutations
+    must produce JSON (``policy.expressions.to_json``).
+    """
+    try:
+        return one_line(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return one_line(_encoder.encode(value).encode("utf-8"))
 
 
 def canonical(value: Any) -> bytes:

@@ -163,7 +163,7 @@ def _table(route: str, tool: str, decision: Decision) -> str:
     sections = [
         f"route {route}, tool {tool}",
         _section("policies matched", ("POLICY", "RESULT"), [
-            (name, _result(name, decision)) for name in decision.matched
+            (name, policy_verdict(name, decision)) for name in decision.matched
         ]),
         _section("mutations", ("POLICY", "PATH"), mutations),
         _section("violations", ("POLICY", "ACTION", "MESSAGE"), violations),
@@ -173,7 +173,8 @@ def _table(route: str, tool: str, decision: Decision) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def _result(policy: str, decision: Decision) -> str:
+def policy_verdict(policy: str, decision: Decision) -> str:
+    """What one matched policy did to the call: violated, mutated or passed."""
     if any(v.policy == policy for v in decision.violations):
         return "violated"
     return "mutated" if any(m.policy == policy for m in decision.mutations) else "passed"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -14,7 +16,7 @@ import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
@@ -24,24 +26,28 @@ from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
 from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
-from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
+from mcpfence.admin.app import ADMIN_TOKEN_ENV, AdminTokenMissing, PolicySetSummary, create_admin_app
 from mcpfence.admin.expiry import run_expiry_purge
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
+from mcpfence.console.app import Console, ConsoleContext, ReloadStatus
+from mcpfence.console.decisions import DecisionStore
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
+from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
+from mcpfence.telemetry.sealing import sealer
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
 from mcpfence.transport.limits import StreamCaps
 from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
-from mcpfence.transport.upstream import Upstream
+from mcpfence.transport.upstream import HttpUpstream, Upstream
 from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 
@@ -68,6 +74,8 @@ class Proxy:
             config.telemetry.service_name, prometheus=config.server.admin_port is not None
         )
         self.decision_log = self._decision_log()
+        self.reloads = ReloadStatus()
+        self._console_store: DecisionStore | None = None
         admin = config.server.admin_port is not None
         self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
         self.upstreams: dict[str, Upstream] = {}
@@ -95,7 +103,8 @@ class Proxy:
         guard = self._guard(route, None)  # one guard: the relay and the bridge share its buckets
         relays = upstream is not None and route.upstream.kind == "streamable-http"
         relay = self._route(route, guard=guard) if relays else None
-        pipeline = CacheScopedPipeline(self._addons(route, [route.expose]))
+        listing = self._listing(route) if route.input_schema != "off" else None
+        pipeline = CacheScopedPipeline(self._addons([route.expose], route.input_schema, listing))
         max_body = self.config.server.max_body_bytes
         schemas = partial(self.catalog.param_schema, route.name)
         endpoints = build_endpoints(
@@ -130,19 +139,35 @@ class Proxy:
         A token route's filters apply on top of its config route's, so they can only
         narrow what the config route exposes, never widen it.
         """
-        upstream = self._upstream(route)
         filters = [route.expose]
         if token_route is not None:
             own = {"methods": token_route.methods, "tags": token_route.tags}
             filters.append(ExposeConfig.model_validate(own))
             guard = self._guard(route, token_route)
+        listing = self._listing(route) if route.input_schema != "off" else None
+        return self.relay(route.name, self._upstream(route), filters, guard, route.input_schema, listing)
+
+    def relay(
+        self,
+        name: str,
+        upstream: HttpUpstream,
+        filters: Sequence[ExposeConfig | None] = (),
+        guard: AccessGuard | None = None,
+        input_schema: SchemaMode = "enforce",
+        listing: SelfListing | None = None,
+    ) -> StreamableHttpRoute:
+        """Streamable HTTP relayed to ``upstream`` through this proxy's checks, as route ``name``.
+
+        Without a ``listing`` the argument check knows only the schemas of relayed
+        ``tools/list`` answers (mcpfence as middleware cannot list on its own).
+        """
         return StreamableHttpRoute(
-            route.name,
+            name,
             upstream,
-            CacheScopedPipeline(self._addons(route, filters)),
+            CacheScopedPipeline(self._addons(filters, input_schema, listing)),
             self.config.server.max_body_bytes,
             guard,
-            partial(self.catalog.param_schema, route.name),
+            partial(self.catalog.param_schema, name),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:
@@ -170,7 +195,12 @@ class Proxy:
     def _exposure(self, expose: ExposeConfig) -> Exposure:
         return Exposure.from_filters(expose.methods, expose.tags, self.config.tags)
 
-    def _addons(self, route: RouteConfig, filters: Sequence[ExposeConfig | None]) -> list[Addon]:
+    def _addons(
+        self,
+        filters: Sequence[ExposeConfig | None],
+        input_schema: SchemaMode = "enforce",
+        listing: SelfListing | None = None,
+    ) -> list[Addon]:
         """The pipeline of one route, outermost first (see pipeline.py); a tool must pass
         every one of ``filters`` (``None``: no filter)."""
         addons: list[Addon] = []
@@ -180,9 +210,9 @@ class Proxy:
         for expose in filters:
             if expose is not None:
                 addons.append(ExposureAddon(self._exposure(expose), self.catalog))
-        listing = self._listing(route) if route.input_schema != "off" else None
-        addons.append(PolicyAddon(self.policies, self.catalog, self.memory, route.input_schema, listing))
-        if self.telemetry.tracing:
+        addons.append(PolicyAddon(self.policies, self.catalog, self.memory, input_schema, listing))
+        # Upstream spans carry the upstream-duration metric too: metrics alone need them.
+        if self.telemetry.recording:
             addons.append(UpstreamTraceAddon())
         return addons
 
@@ -216,6 +246,8 @@ class Proxy:
         return DecisionLog(
             path,
             include_arguments=settings.include_arguments,
+            record_arguments=settings.record_arguments,
+            sealer=sealer(settings),
             redact=settings.redact,
             max_bytes=settings.max_bytes,
             backups=settings.backups,
@@ -226,28 +258,32 @@ class Proxy:
 
     def _reloaded(self, policies: PolicySet) -> None:
         self.policies.current = policies
+        self.reloads.loaded()
         self.telemetry.record_policy_reload(ok=True)
         log.info("policies reloaded: %d policies, revision %s", len(policies), policies.revision[:12])
 
     def _reload_failed(self, error: SourceError) -> None:
         self.telemetry.record_policy_reload(ok=False)
+        self.reloads.failed(str(error))
         log.error("policy reload failed; the last good set stays in force:\n%s", error)
 
     # -- admin listener --------------------------------------------------------
 
     def admin_app(self) -> Any:
-        """The admin API and ``/metrics``, for the loopback admin listener, behind the
-        proxy's DNS-rebinding checks (Host for the admin address; local origins only)."""
+        """The admin API, the console (``/ui``) and ``/metrics``, for the loopback admin
+        listener, behind the proxy's DNS-rebinding checks (Host for the admin address;
+        local origins only)."""
         hosts = HostGuard(self.config.server.admin_host)
         return RebindingGuard(self._admin_routes(), hosts, OriginGuard(()))
 
     def _admin_routes(self) -> Any:
-        """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API does not start (every ``/admin``
-        request gets 503 saying why) while the proxy and ``/metrics`` run on."""
+        """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API and the console do not start
+        (every request to them gets 503 saying why) while the proxy and ``/metrics`` run on."""
         assert self.store is not None
         server = self.config.server
         metrics = Route("/metrics", self.telemetry.metrics_app())
         try:
+            console = self._console()
             return create_admin_app(
                 self.store,
                 public_url=f"http://{server.host}:{server.port}",
@@ -257,7 +293,7 @@ class Proxy:
                 list_tools=self._list_tools,
                 policies=self._policy_summary,
                 on_route_removed=self._route_removed,
-                extra_routes=[metrics],
+                extra_routes=[metrics, console],
             )
         except AdminTokenMissing as missing:
             log.error("%s; the admin API is off, /metrics is still served", missing)
@@ -267,7 +303,20 @@ class Proxy:
                 return JSONResponse({"error": reason}, status_code=503)
 
             admin = Route("/admin/{rest:path}", disabled, methods=["GET", "POST", "PATCH", "DELETE"])
-            return Starlette(routes=[metrics, admin])
+            ui = Route("/ui/{rest:path}", disabled, methods=["GET", "POST"])
+            return Starlette(routes=[metrics, admin, ui])
+
+    def _console(self) -> Mount:
+        """The compliance console under ``/ui``, signed in with the admin token."""
+        token = os.environ.get(ADMIN_TOKEN_ENV)
+        if not token:
+            raise AdminTokenMissing(f"the admin API needs {ADMIN_TOKEN_ENV} to be set")
+        settings = self.config.decision_log
+        log = None if settings.path in (None, "-") else self.config.resolve(settings.path)
+        store = self._console_store = DecisionStore(log)
+        threading.Thread(target=store.load, name="mcpfence-console-load", daemon=True).start()
+        context = ConsoleContext(self.config, lambda: self.policies.current, self.reloads, store)
+        return Mount("/ui", Console(context, token).app())
 
     async def _list_tools(self, route_name: str) -> list[ToolInfo]:
         """The tools the config route exposes: what a token route's filters can narrow."""
@@ -306,6 +355,8 @@ class Proxy:
             self.decision_log.close()
         if self.store is not None:
             self.store.close()
+        if self._console_store is not None:
+            self._console_store.close()
         self.telemetry.shutdown()
 
 
@@ -358,7 +409,8 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
         target = redact_url(url) if url is not None else " ".join(route.upstream.command or ())
         log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
     if server.admin_port is not None:
-        log.info("admin listener (API, /metrics): http://%s:%d", server.admin_host, server.admin_port)
+        admin = f"http://{server.admin_host}:{server.admin_port}"
+        log.info("admin listener: API %s/admin, console %s/ui/, metrics %s/metrics", admin, admin, admin)
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

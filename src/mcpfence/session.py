@@ -40,6 +40,11 @@ def _fits(value: Any, budget: int) -> bool:
     return True
 
 
+def remembered(result: Any) -> Any:
+    """What ``session.calls`` keeps of a structured result: all of it when small, else None."""
+    return result if result is not None and _fits(result, MAX_REMEMBERED_RESULT) else None
+
+
 @dataclass
 class SessionState:
     """What one session has done so far."""
@@ -50,8 +55,7 @@ class SessionState:
 
     def record_call(self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None) -> None:
         """Remember a forwarded call; its structured result only when it is small."""
-        kept = result if result is not None and _fits(result, MAX_REMEMBERED_RESULT) else None
-        self.calls.append({"tool": tool, "args": args, "ok": ok, "result": kept})
+        self.calls.append({"tool": tool, "args": args, "ok": ok, "result": remembered(result)})
 
     def remember_tokens(self, tokens: Iterable[str], limit: int) -> None:
         for token in tokens:

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
+from mcpfence.config import ConfigError, DecisionLogConfig
 from mcpfence.jsonrpc import canonical as canonical_json
 from mcpfence.telemetry import DecisionLog
+from mcpfence.telemetry.sealing import Sealer, SealError, sealer
 
 LOG_FIELDS = [
     "time",
@@ -179,3 +182,42 @@ def test_unicode_line_separators_cannot_split_a_line(tmp_path: Path) -> None:
     [line] = written(tmp_path / "d.jsonl", record(tool=name, violations=violations))
     assert line["tool"] == name
     assert line["violations"][0]["message"] == f"tool {name} refused"
+
+
+REPLAY_FIELDS = {
+    "arguments": {"to": "Ann@Example.com", "body": "the secret plan"},
+    "ok": True,
+    "result": {"id": 7},
+}
+
+
+def test_replay_fields_are_not_recorded_by_default(tmp_path: Path) -> None:
+    [line] = written(tmp_path / "d.jsonl", record(**REPLAY_FIELDS))
+    assert not {"arguments", "ok", "result", "sealed"} & line.keys()
+
+
+def test_recorded_arguments_are_the_ones_sent_redacted_with_the_outcome(tmp_path: Path) -> None:
+    [line] = written(tmp_path / "d.jsonl", record(**REPLAY_FIELDS), record_arguments=True, redact=["/body"])
+    assert line["arguments"] == {"to": "Ann@Example.com", "body": "[REDACTED]"}
+    assert (line["ok"], line["result"]) == (True, {"id": 7})
+    assert "args" not in line
+
+
+def test_sealed_replay_fields_open_only_with_the_key(tmp_path: Path) -> None:
+    sealer = Sealer(Fernet.generate_key())
+    [line] = written(tmp_path / "d.jsonl", record(**REPLAY_FIELDS), record_arguments=True, sealer=sealer)
+    assert not {"arguments", "ok", "result"} & line.keys()
+    assert "secret" not in json.dumps(line)
+    assert sealer.open(line["sealed"])["arguments"] == REPLAY_FIELDS["arguments"]
+    with pytest.raises(SealError):
+        Sealer(Fernet.generate_key()).open(line["sealed"])
+
+
+def test_a_named_but_unset_key_variable_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match="MCPFENCE_LOG_KEY is not set"):
+        sealer(DecisionLogConfig(record_arguments=True, key_env="MCPFENCE_LOG_KEY"), env={})
+
+
+def test_a_key_that_is_not_a_fernet_key_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match="not a Fernet key"):
+        sealer(DecisionLogConfig(key_env="K"), env={"K": "hunter2"})

@@ -166,14 +166,20 @@ async def make_calls(url: str, dead_url: str, results: dict[str, Any]) -> None:
         await session.initialize()
         results["header"] = await session.call_tool("send_email", email("hdr@example.com"))
 
+    results["unreachable"] = await failed_initialize(dead_url)
+
+
+async def failed_initialize(url: str) -> Exception | None:
+    """Initialize a session that must fail (a dead upstream); what the SDK raised."""
     with anyio.fail_after(20):
         try:
             async with AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(streamable_http_client(dead_url))
+                read, write = await stack.enter_async_context(streamable_http_client(url))
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
         except Exception as exc:  # the SDK raises however the failure surfaced
-            results["unreachable"] = exc
+            return exc
+    return None
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,19 @@ def test_non_json_numbers_are_a_parse_error(constant: str) -> None:
     assert caught.value.code == jsonrpc.PARSE_ERROR
 
 
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1E400", "123456789e400"])
+def test_numbers_beyond_double_range_are_a_parse_error(number: str) -> None:
+    """They would parse as infinity, which no JSON can carry on."""
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(f'{{"x": {number}}}'.encode())
+    assert caught.value.code == jsonrpc.PARSE_ERROR
+
+
+def test_tiny_and_large_finite_numbers_parse() -> None:
+    assert jsonrpc.loads(b'[1e-999, 1.5e300, 123456789012345678901234567890]') == [
+        0.0, 1.5e300, 123456789012345678901234567890]
+
+
 def test_json_nested_too_deeply_is_a_parse_error_not_a_crash() -> None:
     with pytest.raises(JsonRpcError) as caught:
         jsonrpc.loads(b"[" * 100_000)
@@ -41,6 +54,15 @@ def test_json_nested_too_deeply_is_a_parse_error_not_a_crash() -> None:
 
 def test_dumps_is_compact_utf8() -> None:
     assert jsonrpc.dumps({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}'.encode()
+
+
+def test_dumps_writes_integers_beyond_64_bits() -> None:
+    assert jsonrpc.dumps({"n": 2**70, "m": -(2**64)}) == f'{{"n":{2**70},"m":{-(2**64)}}}'.encode()
+
+
+def test_dumps_round_trips_what_loads_accepts() -> None:
+    message = {"id": "x", "params": {"s": "\u2028 \x00 é 😀", "f": 0.1, "e": 1e16, "z": -0.0, "t": True}}
+    assert jsonrpc.loads(jsonrpc.dumps(message)) == message
 
 
 def test_canonical_sorts_keys() -> None:

@@ -27,6 +27,7 @@ from examples.upstreams.postmark import build_server as build_postmark
 from tests.servers import run_proxy, serve_asgi
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"  # the shipped packs
 FILLER_CONTACTS = 30
 
 

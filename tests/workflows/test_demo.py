@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,15 +37,16 @@ class Demo:
         self.claude_config = json.loads("\n".join(lines[start:end]))
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    """Run ``mcpfence demo`` and read its stdout until the snippet is complete.
+@contextmanager
+def demo_output(until: Callable[[str], bool], env: Mapping[str, str] | None = None) -> Iterator[list[str]]:
+    """Run ``mcpfence demo``; yield its stdout lines up to the first that ``until`` accepts.
 
     It runs in its own process group so the demo upstreams it spawns end with it.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "mcpfence", "demo", "--port", str(free_port())],
         cwd=REPO,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -54,17 +56,26 @@ def demo() -> Iterator[Demo]:
         assert process.stdout is not None
         lines: list[str] = []
         deadline = time.monotonic() + STARTUP_SECONDS
-        while "ChatGPT" not in "".join(lines[-1:]) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:
                 break
             lines.append(line.rstrip("\n"))
-        yield Demo(lines)
+            if until(lines[-1]):
+                break
+        yield lines
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    """Run ``mcpfence demo`` and read its stdout until the snippet is complete."""
+    with demo_output(lambda line: "ChatGPT" in line) as lines:
+        yield Demo(lines)
 
 
 async def wait_until_answering(url: str) -> None:

@@ -18,6 +18,7 @@ from mcpfence.catalog import ToolCatalog
 from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
 from mcpfence.protocol import NAME_BEARING
+from mcpfence.session import remembered
 from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan, names
 
 
@@ -44,6 +45,7 @@ class TracingAddon(BaseAddon):
         self.catalog = catalog
         self.decision_log = decision_log
         self.policy_revision = policy_revision
+        self._records_arguments = decision_log is not None and decision_log.records_arguments
 
     def request(self, flow: Flow) -> None:
         params = flow.params
@@ -66,6 +68,8 @@ class TracingAddon(BaseAddon):
             header_traceparent=context.headers.get("traceparent"),
             header_tracestate=context.headers.get("tracestate"),
         )
+        if self._records_arguments and flow.method == "tools/call":
+            flow.notes["arguments"] = params.get("arguments")  # as sent, before any policy rewrites them
 
     def response(self, flow: Flow) -> None:
         span: RequestSpan | None = flow.notes.get("span")
@@ -90,22 +94,31 @@ class TracingAddon(BaseAddon):
     def _log(self, flow: Flow, decision: Decision, span: RequestSpan) -> None:
         context = flow.context
         assert self.decision_log is not None
-        self.decision_log.write(
-            {
-                "policy_revision": self.policy_revision(),
-                "trace_id": span.trace_id,
-                "route": context.route,
-                "session_id": context.session_id,
-                "client_id": context.client_id,
-                "tool": flow.notes.get("tool", ""),
-                "decision": decision.decision,
-                # Tokens are never logged: a message quoting one is logged without it.
-                "violations": [{"policy": v.policy, "message": v.loggable} for v in decision.violations],
-                "mutations": [{"policy": m.policy, "path": m.path} for m in decision.mutations],
-                "args": decision.args,
-                "duration_ms": round((perf_counter() - flow.started) * 1000, 3),
-            }
-        )
+        record: dict[str, Any] = {
+            "policy_revision": self.policy_revision(),
+            "trace_id": span.trace_id,
+            "route": context.route,
+            "session_id": context.session_id,
+            "client_id": context.client_id,
+            "tool": flow.notes.get("tool", ""),
+            "decision": decision.decision,
+            # Tokens are never logged: a message quoting one is logged without it.
+            "violations": [{"policy": v.policy, "message": v.loggable} for v in decision.violations],
+            "mutations": [{"policy": m.policy, "path": m.path} for m in decision.mutations],
+            "args": decision.args,
+            "duration_ms": round((perf_counter() - flow.started) * 1000, 3),
+        }
+        if "arguments" in flow.notes:
+            record.update(_outcome(flow), arguments=flow.notes["arguments"])
+        self.decision_log.write(record)
+
+
+def _outcome(flow: Flow) -> dict[str, Any]:
+    """``ok`` and ``result`` as ``session.calls`` remembers them (nothing for a local answer)."""
+    result = None if flow.answered_locally else (flow.response or {}).get("result")
+    if not isinstance(result, dict):
+        return {"ok": False, "result": None}
+    return {"ok": result.get("isError") is not True, "result": remembered(result.get("structuredContent"))}
 
 
 class UpstreamTraceAddon(BaseAddon):

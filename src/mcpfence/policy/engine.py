@@ -10,7 +10,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
-from mcpfence.jsonrpc import canonical
+from mcpfence.jsonrpc import dumps
 from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.context import POLICY_ROOTS, Clock, EvalContext, system_clock
@@ -180,7 +180,7 @@ class PolicySet:
             if call.schema_mode == "off" or not _check_schema(call, call.args, checked):
                 return Decision("audit" if checked else "allow", call.args, tuple(checked))
             return Decision("deny", call.args, tuple(checked))
-        encoded = canonical(call.args)
+        encoded = dumps(call.args)  # key order changes no length: the fast encoder will do
         if len(encoded) > MAX_ARGS_BYTES:
             message = f"arguments are {len(encoded)} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))

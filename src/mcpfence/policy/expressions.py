@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from cel_expr_python import cel
@@ -162,6 +162,9 @@ def _categorize(detail: str) -> str:
     return "evaluation error"
 
 
+# Compiled programs are immutable, so policies sharing an expression share one program:
+# a large generated pack (10,000 policies from a few templates) compiles each text once.
+@lru_cache(maxsize=65_536)
 def compile_expression(source: str, result: ResultKind) -> CompiledExpression:
     """Parse, type-check and bound ``source``; raise :class:`ExpressionError`."""
     if len(source) > MAX_EXPRESSION_LENGTH:

@@ -39,22 +39,29 @@ def policies_under_test(doc: YamlDocument, test: PolicyTest) -> PolicySet:
     return load_policy_set([base / path for path in test.spec.policies])
 
 
+def case_call(case: PolicyTestCase) -> ToolCall:
+    """The call a case decides, with the context it declares."""
+    return ToolCall(
+        route=case.route,
+        tool=case.tool,
+        args=case.args,
+        annotations=case.annotations,
+        session_id=case.session.id,
+        session_calls=case.session.calls,
+        client_id=case.client.id,
+        known_tokens=case.known_tokens,
+        **schema_check(case.inputSchema, "enforce"),
+    )
+
+
+def decide_case(policies: PolicySet, case: PolicyTestCase) -> Decision:
+    """The decision on a case's call, at the case's ``now`` if it fixes one."""
+    return policies.decide(case_call(case), clock_at(case.now))
+
+
 def run_case(policies: PolicySet, case: PolicyTestCase) -> CaseResult:
     """Decide the call with the context the case declares; list how it differs from ``expect``."""
-    decision = policies.decide(
-        ToolCall(
-            route=case.route,
-            tool=case.tool,
-            args=case.args,
-            annotations=case.annotations,
-            session_id=case.session.id,
-            session_calls=case.session.calls,
-            client_id=case.client.id,
-            known_tokens=case.known_tokens,
-            **schema_check(case.inputSchema, "enforce"),
-        ),
-        clock_at(case.now),
-    )
+    decision = decide_case(policies, case)
     return CaseResult(case.name, tuple(_mismatches(case.expect, decision)))
 
 

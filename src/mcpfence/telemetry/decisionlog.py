@@ -26,6 +26,7 @@ from typing import IO, Any
 from mcpfence.jsonrpc import canonical, one_line
 from mcpfence.policy.pointer import parse_pointer
 from mcpfence.telemetry.redaction import redact
+from mcpfence.telemetry.sealing import Sealer
 
 __all__ = ["DecisionLog"]
 
@@ -46,6 +47,12 @@ class DecisionLog:
     ``include_arguments``, with each ``redact`` JSON Pointer replaced by
     ``"[REDACTED]"``. Past ``max_bytes`` the file rotates, keeping ``backups``
     old files (none: it starts over).
+
+    With ``record_arguments`` each line also keeps what replaying the call needs:
+    ``arguments`` (as the client sent them, before any mutation, redacted like
+    ``args``), and ``ok`` and ``result`` (the outcome ``session.calls`` remembers;
+    the record passes them as ``arguments``, ``ok`` and ``result``). With a
+    ``sealer`` those three are written only encrypted, as ``sealed``.
     """
 
     def __init__(
@@ -53,16 +60,25 @@ class DecisionLog:
         path: str | Path,
         *,
         include_arguments: bool = False,
+        record_arguments: bool = False,
+        sealer: Sealer | None = None,
         redact: Sequence[str] = (),
         max_bytes: int = 100 * 1024 * 1024,
         backups: int = 5,
     ) -> None:
         self._include_arguments = include_arguments
+        self._record_arguments = record_arguments
+        self._sealer = sealer
         self._redact = [parse_pointer(p) for p in redact]
         self._sink = _StdoutSink() if str(path) == "-" else _FileSink(Path(path), max_bytes, backups)
         self._queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="mcpfence-decision-log", daemon=True)
         self._thread.start()
+
+    @property
+    def records_arguments(self) -> bool:
+        """Whether records should carry ``arguments``, ``ok`` and ``result`` (for replay)."""
+        return self._record_arguments
 
     def write(self, record: Mapping[str, Any]) -> str:
         """Queue one decision; returns its ``decision_id``. Never blocks on I/O."""
@@ -104,6 +120,16 @@ class DecisionLog:
         }
         if self._include_arguments:
             line["args"] = redact(args, self._redact)
+        if self._record_arguments:
+            replay = {
+                "arguments": redact(record.get("arguments", args), self._redact),
+                "ok": record.get("ok", False),
+                "result": record.get("result"),
+            }
+            if self._sealer is None:
+                line.update(replay)
+            else:
+                line["sealed"] = self._sealer.seal(replay)
         return one_line(json.dumps(line, ensure_ascii=False, allow_nan=False).encode("utf-8")) + b"\n"
 
 

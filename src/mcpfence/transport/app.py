@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -39,6 +40,11 @@ class OriginGuard:
             return True
         return _hostname(origin) in LOCAL_HOSTS
 
+    @staticmethod
+    def refusal() -> jsonrpc.JsonRpcError:
+        """The answer to a request from an origin that is not allowed."""
+        return jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Origin not allowed", status=403)
+
 
 class HostGuard:
     """DNS-rebinding protection for a proxy listening on loopback.
@@ -63,8 +69,11 @@ class HostGuard:
         return name is not None and name in self.allowed
 
 
+@lru_cache(maxsize=256)
 def _hostname(url: str) -> str | None:
-    """The host ``url`` names, or None when it names none or does not parse (``[::1``)."""
+    """The host ``url`` names, or None when it names none or does not parse (``[::1``).
+
+    Cached: clients send the same few ``Host`` and ``Origin`` values on every request."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a port that is not a number raises here
@@ -133,8 +142,7 @@ class ProxyApp:
             await send_jsonrpc_error(send, error)
             return
         if not self.origins.allows(request.headers.get("origin")):
-            error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Origin not allowed", status=403)
-            await send_jsonrpc_error(send, error)
+            await send_jsonrpc_error(send, self.origins.refusal())
             return
         await route.handle(request, send)
 

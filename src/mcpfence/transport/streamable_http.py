@@ -52,7 +52,7 @@ from mcpfence.transport.request_ids import (
     restore_subscription,
     upstream_id,
 )
-from mcpfence.transport.upstream import MAX_ANSWER_BYTES, Upstream, UpstreamError
+from mcpfence.transport.upstream import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("mcpfence")
 
@@ -89,7 +89,7 @@ class StreamableHttpRoute:
     def __init__(
         self,
         name: str,
-        upstream: Upstream,
+        upstream: HttpUpstream,
         pipeline: Pipeline,
         max_body_bytes: int,
         guard: AccessGuard | None = None,
@@ -213,7 +213,7 @@ class StreamableHttpRoute:
             response.release()
 
     @staticmethod
-    def _may_stream_lines(exchange: Exchange, response: aiohttp.ClientResponse, batch: bool) -> bool:
+    def _may_stream_lines(exchange: Exchange, response: UpstreamResponse, batch: bool) -> bool:
         """Only a single stateless request's successful answer may come as JSON lines."""
         modern = exchange.context.protocol_version in MODERN_VERSIONS
         return modern and not batch and bool(exchange.pending) and response.status < 400
@@ -225,7 +225,7 @@ class StreamableHttpRoute:
             raise UpstreamError(f"upstream {self.upstream.shown_url} sent a body that is not JSON") from None
 
     async def _relay_body(
-        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool
+        self, send: Send, exchange: Exchange, response: UpstreamResponse, batch: bool
     ) -> None:
         """Answer with a whole upstream body, checked; whatever cannot be checked is not relayed."""
         kind = media_type(response.headers.get("content-type", ""))
@@ -245,14 +245,14 @@ class StreamableHttpRoute:
         else:  # nothing to answer (notifications went up, or a GET or DELETE): the status alone
             await self._send_status(send, exchange, response)
 
-    async def _send_status(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
+    async def _send_status(self, send: Send, exchange: Exchange, response: UpstreamResponse) -> None:
         await send_response(send, response.status, b"", self._headers(response, exchange, body=False))
 
     async def _relay_json(
         self,
         send: Send,
         exchange: Exchange,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         parsed: Any,
         batch: bool,
     ) -> None:
@@ -274,7 +274,7 @@ class StreamableHttpRoute:
         await send_response(send, response.status, out, self._headers(response, exchange))
 
     async def _refuse_answer(
-        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, batch: bool, why: str
+        self, send: Send, exchange: Exchange, response: UpstreamResponse, batch: bool, why: str
     ) -> None:
         """Answer every pending request with -32603 for a body mcpfence cannot check.
 
@@ -292,7 +292,7 @@ class StreamableHttpRoute:
         headers = [*JSON_HEADERS, *self._headers(response, exchange, body=False)]
         await self._fail(send, exchange, error, batch, headers)
 
-    def _status_words(self, response: aiohttp.ClientResponse) -> str:
+    def _status_words(self, response: UpstreamResponse) -> str:
         return f"upstream {self.upstream.shown_url} answered HTTP {response.status}"
 
     @staticmethod
@@ -360,7 +360,7 @@ class StreamableHttpRoute:
         request: Request,
         send: Send,
         exchange: Exchange,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         pump: Awaitable[None],
         write: Callable[[Send, Message], Awaitable[None]],
     ) -> None:
@@ -385,7 +385,7 @@ class StreamableHttpRoute:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(
-        self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse, idle: float | None = None
+        self, send: Send, exchange: Exchange, response: UpstreamResponse, idle: float | None = None
     ) -> None:
         """Relay each event, checked; TimeoutError once ``idle`` seconds pass without a message."""
         loop = asyncio.get_running_loop()
@@ -432,7 +432,7 @@ class StreamableHttpRoute:
         request: Request,
         send: Send,
         exchange: Exchange,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
     ) -> None:
         """A stateless request's JSON answer: one document, or a stream of JSON lines.
 
@@ -527,7 +527,7 @@ class StreamableHttpRoute:
 
     @staticmethod
     def _headers(
-        response: aiohttp.ClientResponse, exchange: Exchange, body: bool = True
+        response: UpstreamResponse, exchange: Exchange, body: bool = True
     ) -> list[tuple[bytes, bytes]]:
         """The client's response headers: the upstream's, rate-limit ones normalized on a 429.
 

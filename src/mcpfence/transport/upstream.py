@@ -1,4 +1,10 @@
-"""The pooled HTTP client mcpfence uses to reach an upstream MCP server.
+"""How mcpfence reaches an upstream MCP server: the interface, and its pooled HTTP client.
+
+The relay speaks to an :class:`HttpUpstream`: open a request, get a response
+head, read or stream its body. :class:`Upstream` is that over the network; an
+MCP server that is an ASGI app in the same process is reached through
+``asgi_upstream.AsgiUpstream`` instead (mcpfence as middleware), so both run
+the same relay code.
 
 aiohttp was chosen by measurement (benchmarks/bench_clients.py): on this
 machine it forwards several times more requests per second than httpx. One
@@ -9,8 +15,8 @@ bounded connect time, and POSTs a bounded total time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import AsyncIterator, Mapping
+from typing import Final, Protocol
 
 import aiohttp
 
@@ -31,6 +37,67 @@ class UpstreamError(jsonrpc.JsonRpcError):
 
     def __init__(self, message: str, status: int = 502) -> None:
         super().__init__(jsonrpc.INTERNAL_ERROR, redact_urls(message), status=status)
+
+
+class ResponseBody(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]:
+        """Each chunk of the body as it arrives."""
+        ...
+
+
+class UpstreamResponse(Protocol):
+    """An upstream answer whose head has arrived (aiohttp's ``ClientResponse`` is one)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Case-insensitive response headers."""
+        ...
+
+    @property
+    def content(self) -> ResponseBody: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    async def read(self) -> bytes:
+        """The whole body (when its length is declared and within bounds)."""
+        ...
+
+    def release(self) -> None:
+        """Done with the answer: free its connection, or tell an in-process app we left."""
+        ...
+
+
+class HttpUpstream(Protocol):
+    """An MCP server the relay forwards HTTP exchanges to.
+
+    ``url`` is what is requested; messages name the upstream by ``shown_url``, which
+    holds no credentials. ``streams`` bounds the long-lived streams it carries.
+    """
+
+    url: str
+    shown_url: str
+    headers: dict[str, str]
+    timeout_seconds: float
+    streams: StreamSlots
+
+    async def open(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        deadline: float | None = None,
+        url: str | None = None,
+    ) -> UpstreamResponse: ...
+
+    async def read(self, response: UpstreamResponse) -> bytes: ...
+
+    def timeout_error(self) -> UpstreamError: ...
+
+    async def close(self) -> None: ...
 
 
 class Upstream:
@@ -111,34 +178,44 @@ class Upstream:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream {self.shown_url} failed: {exc or type(exc).__name__}") from None
 
-    async def read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body of ``response``, at most ``MAX_ANSWER_BYTES`` (the request's
-        deadline applies). ``content.read(n)`` would return only what is buffered so far."""
+    async def read(self, response: UpstreamResponse) -> bytes:
         try:
-            length = response.content_length
-            if length is not None:
-                if length > MAX_ANSWER_BYTES:
-                    raise self._too_large()
-                return await response.read()
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_any():
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise self._too_large()
-                chunks.append(chunk)
-            return b"".join(chunks)
-        except TimeoutError:
-            raise self.timeout_error() from None
+            return await read_body(self, response)
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream {self.shown_url} failed: {exc}") from None
 
-    def _too_large(self) -> UpstreamError:
-        """Built only when needed: ``read`` runs on every relayed JSON answer."""
-        return UpstreamError(f"upstream {self.shown_url} answer exceeds {MAX_ANSWER_BYTES} bytes")
-
     def timeout_error(self) -> UpstreamError:
-        """-32603 at HTTP 504, the same words wherever the deadline ran out."""
-        return UpstreamError(
-            f"upstream {self.shown_url} did not answer within {self.timeout_seconds:g}s", status=504
-        )
+        return timeout_error(self)
+
+
+async def read_body(upstream: HttpUpstream, response: UpstreamResponse) -> bytes:
+    """The whole body of ``response``, at most ``MAX_ANSWER_BYTES`` (the request's
+    deadline applies). ``content.read(n)`` would return only what is buffered so far."""
+    try:
+        length = response.content_length
+        if length is not None:
+            if length > MAX_ANSWER_BYTES:
+                raise _too_large(upstream)
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise _too_large(upstream)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except TimeoutError:
+        raise upstream.timeout_error() from None
+
+
+def _too_large(upstream: HttpUpstream) -> UpstreamError:
+    """Built only when needed: ``read_body`` runs on every relayed JSON answer."""
+    return UpstreamError(f"upstream {upstream.shown_url} answer exceeds {MAX_ANSWER_BYTES} bytes")
+
+
+def timeout_error(upstream: HttpUpstream) -> UpstreamError:
+    """-32603 at HTTP 504, the same words wherever the deadline ran out."""
+    return UpstreamError(
+        f"upstream {upstream.shown_url} did not answer within {upstream.timeout_seconds:g}s", status=504
+    )

@@ -23,7 +23,7 @@ from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
 from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sse import read_events
-from mcpfence.transport.upstream import Upstream, UpstreamError
+from mcpfence.transport.upstream import HttpUpstream, UpstreamError
 from mcpfence.transport.upstream_sse import deliver_events
 
 
@@ -34,7 +34,9 @@ async def _ignore(_: object) -> None:
 class StreamableHttpLink:
     """One upstream session, driven message by message."""
 
-    def __init__(self, upstream: Upstream, protocol_version: str | None = None, listen: bool = True) -> None:
+    def __init__(
+        self, upstream: HttpUpstream, protocol_version: str | None = None, listen: bool = True
+    ) -> None:
         self.upstream = upstream
         # Whether to hold the server's own stream (GET) open after the handshake.
         self.listen = listen
