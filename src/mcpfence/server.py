@@ -25,10 +25,13 @@ from mcpfence.addons.policy import PolicyAddon, PolicyHolder
 from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.admin.app import AdminTokenMissing, PolicySetSummary, create_admin_app
 from mcpfence.admin.expiry import run_expiry_purge
-from mcpfence.admin.store import SQLiteStore, TokenRoute
+from mcpfence.admin.store import SQLiteStore, Store, TokenRoute
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
+from mcpfence.cluster import SharedStateUnavailable
+from mcpfence.cluster.redis import connect as connect_redis
+from mcpfence.cluster.redis import reachable as redis_reachable
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
@@ -64,8 +67,8 @@ class Proxy:
             config.telemetry.service_name, prometheus=config.server.admin_port is not None
         )
         self.decision_log = self._decision_log()
-        admin = config.server.admin_port is not None
-        self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
+        self.redis = connect_redis(config.cluster.redis_url) if config.cluster is not None else None
+        self.store = self._store()
         self.upstreams: dict[str, Upstream] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
@@ -79,7 +82,23 @@ class Proxy:
             lifespan=self.start,
             shutdown=self.close,
             hosts=HostGuard(config.server.host),
+            readiness=self._readiness,
         )
+
+    def _store(self) -> Store | None:
+        """Redis in cluster mode (every replica serves token routes); else SQLite with an admin port."""
+        if self.redis is not None:
+            from mcpfence.cluster.store import RedisStore
+
+            return RedisStore(self.redis)
+        if self.config.server.admin_port is None:
+            return None
+        return SQLiteStore(self.config.resolve(self.config.storage.path))
+
+    async def _readiness(self) -> str | None:
+        if self.redis is not None and not await redis_reachable(self.redis):
+            return "shared state (Redis) unreachable"
+        return None
 
     # -- routes -------------------------------------------------------------
 
@@ -211,7 +230,7 @@ class Proxy:
         try:
             return create_admin_app(
                 self.store,
-                public_url=f"http://{server.host}:{server.port}",
+                public_url=server.public_url or f"http://{server.host}:{server.port}",
                 # Token routes reuse a config route's HTTP client; stdio routes have none.
                 upstreams=[r.name for r in self.config.routes if r.upstream.url is not None],
                 tag_globs=self.config.tags,
@@ -246,6 +265,9 @@ class Proxy:
             watcher = PolicyWatcher(self.config.policy_paths, self._reloaded, self._reload_failed)
             self._tasks.append(asyncio.create_task(watcher.run()))
         if self.store is not None:
+            with contextlib.suppress(SharedStateUnavailable):  # watch() keeps trying
+                await self.store.load()
+            self._tasks.append(asyncio.create_task(self.store.watch(self._route_removed)))
             self._tasks.append(asyncio.create_task(run_expiry_purge(self.store, self._route_removed)))
 
     async def close(self) -> None:
@@ -261,6 +283,8 @@ class Proxy:
             self.decision_log.close()
         if self.store is not None:
             self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.telemetry.shutdown()
 
 

@@ -1,0 +1,110 @@
+"""Replicas sharing Redis: token routes, the admin API and the probes, end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.access.test_proxy_access import tool_names
+from tests.cluster.conftest import eventually
+from tests.cluster.redis_server import RedisServer
+from tests.cluster.topology import PUBLIC_URL, Replica, replicas
+from tests.protocol.clients import MCP_HEADERS, request
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, module_redis: RedisServer, upstream_url: str
+) -> Iterator[list[Replica]]:
+    routes = [{"name": "crm", "path": "/crm/mcp", "upstream": {"url": upstream_url}}]
+    with replicas(2, tmp_path_factory.mktemp("replicas"), module_redis.url, routes) as running:
+        yield running
+
+
+@pytest.fixture
+def redis(module_redis: RedisServer) -> Iterator[RedisServer]:
+    """The replicas' Redis; a test that stops it gets it back running afterwards."""
+    yield module_redis
+    if module_redis.process is None:
+        module_redis.start()
+
+
+def status(url: str) -> int:
+    return httpx.post(url, json=request("ping"), headers=MCP_HEADERS, timeout=10).status_code
+
+
+def create(replica: Replica, name: str, **body: object) -> dict[str, object]:
+    response = replica.admin.post("/admin/routes", json={"name": name, "upstream": "crm", **body})
+    assert response.status_code == 201, response.text
+    created: dict[str, object] = response.json()
+    return created
+
+
+@pytest.mark.anyio
+async def test_a_token_route_created_on_one_replica_serves_on_the_other(pair: list[Replica]) -> None:
+    created = create(pair[0], "served", config={"methods": ["read"]})
+    url = pair[1].token_route_url(created)
+    eventually(lambda: status(url) != 404)
+    assert await tool_names(url) == ["list_contacts", "lookup_journey"]
+
+
+def test_route_urls_start_with_the_public_url(pair: list[Replica]) -> None:
+    assert str(create(pair[0], "public")["url"]).startswith(f"{PUBLIC_URL}/mcp/")
+
+
+def test_a_route_revoked_on_one_replica_is_404_on_every_replica(pair: list[Replica]) -> None:
+    created = create(pair[0], "revoked")
+    urls = [replica.token_route_url(created) for replica in pair]
+    eventually(lambda: all(status(url) != 404 for url in urls))
+    assert pair[1].admin.delete(f"/admin/routes/{created['id']}").status_code == 204
+    eventually(lambda: all(status(url) == 404 for url in urls))
+
+
+@pytest.mark.anyio
+async def test_a_route_changed_on_one_replica_is_filtered_anew_on_the_other(pair: list[Replica]) -> None:
+    created = create(pair[0], "changed")
+    url = pair[0].token_route_url(created)
+    patched = pair[1].admin.patch(f"/admin/routes/{created['id']}", json={"config": {"methods": ["read"]}})
+    assert patched.status_code == 200, patched.text
+    route = f"/admin/routes/{created['id']}"
+    eventually(lambda: pair[0].admin.get(route).json()["config"]["methods"] == ["read"])
+    assert await tool_names(url) == ["list_contacts", "lookup_journey"]
+
+
+def test_two_replicas_racing_for_one_name_create_one_route(pair: list[Replica]) -> None:
+    import concurrent.futures
+
+    def attempt(replica: Replica) -> int:
+        body = {"name": "raced", "upstream": "crm"}
+        return replica.admin.post("/admin/routes", json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(attempt, pair))
+    assert codes == [201, 409]
+    names = [r["name"] for r in pair[1].admin.get("/admin/routes").json()["routes"]]
+    assert names.count("raced") == 1
+
+
+def test_healthz_and_readyz_answer_on_the_proxy_port(pair: list[Replica]) -> None:
+    assert httpx.get(pair[0].url("/healthz")).status_code == 200
+    assert httpx.get(pair[0].url("/readyz")).status_code == 200
+
+
+def test_readyz_fails_while_redis_is_down_and_recovers_by_itself(
+    pair: list[Replica], redis: RedisServer
+) -> None:
+    redis.stop()
+    eventually(lambda: httpx.get(pair[0].url("/readyz"), timeout=10).status_code == 503)
+    assert "Redis" in httpx.get(pair[0].url("/readyz"), timeout=10).json()["reason"]
+    assert httpx.get(pair[0].url("/healthz")).status_code == 200
+    redis.start()
+    eventually(lambda: httpx.get(pair[0].url("/readyz"), timeout=10).status_code == 200)
+
+
+def test_admin_writes_answer_503_while_redis_is_down(pair: list[Replica], redis: RedisServer) -> None:
+    redis.stop()
+    response = pair[0].admin.post("/admin/tokens", json={"name": "agent"})
+    assert response.status_code == 503
+    assert "Redis" in response.json()["error"]
