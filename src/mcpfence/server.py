@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
-from mcpfence.access.ratelimit import RateLimit
+from mcpfence.access.ratelimit import RateCounter, RateLimit, RateLimiter
 from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
@@ -150,10 +150,18 @@ class Proxy:
         needs_token = token_route is not None and token_route.require_api_token_auth
         if route.rate_limit is None and not needs_token:
             return None
-        limit = RateLimit(**route.rate_limit.model_dump()) if route.rate_limit else None
+        counter = self._rate_counter(RateLimit(**route.rate_limit.model_dump())) if route.rate_limit else None
         api_tokens = ApiTokens(self.store) if needs_token and self.store is not None else None
         name = token_route.name if token_route is not None else route.name
-        return AccessGuard(name, api_tokens, limit)
+        return AccessGuard(name, api_tokens, counter)
+
+    def _rate_counter(self, limit: RateLimit) -> RateCounter:
+        """Counted globally in Redis in cluster mode; in this process otherwise."""
+        if self.redis is not None:
+            from mcpfence.cluster.ratelimit import RedisRateCounter
+
+            return RedisRateCounter(self.redis, limit)
+        return RateLimiter(limit)
 
     def _addons(self, expose: ExposeConfig | None) -> list[Addon]:
         """The pipeline of one route, outermost first (see pipeline.py)."""

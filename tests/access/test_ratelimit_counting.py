@@ -57,7 +57,8 @@ async def test_every_request_in_a_batch_counts(proxy: Proxy) -> None:
     async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
         session_id = await open_raw_session(http, url)
         batch = [request("ping", id=i) for i in range(5)]
-        response = await http.post(url, json=batch, headers=session_headers(session_id))
+        headers = {**session_headers(session_id), "mcp-protocol-version": "2025-03-26"}  # has batches
+        response = await http.post(url, json=batch, headers=headers)
     assert response.status_code == 429
     assert response.headers["RateLimit-Limit"] == "3"
 

@@ -11,14 +11,21 @@ from tests.access.test_proxy_access import tool_names
 from tests.cluster.conftest import eventually
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import PUBLIC_URL, Replica, replicas
-from tests.protocol.clients import MCP_HEADERS, request
+from tests.protocol.clients import MCP_HEADERS, open_raw_session, request, session_headers
 
 
 @pytest.fixture(scope="module")
 def pair(
     tmp_path_factory: pytest.TempPathFactory, module_redis: RedisServer, upstream_url: str
 ) -> Iterator[list[Replica]]:
-    routes = [{"name": "crm", "path": "/crm/mcp", "upstream": {"url": upstream_url}}]
+    def route(name: str, **extra: object) -> dict[str, object]:
+        return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": upstream_url}, **extra}
+
+    routes = [
+        route("crm"),
+        route("global", rate_limit={"requests": 5, "per_seconds": 600, "key": "route"}),
+        route("per-session", rate_limit={"requests": 3, "per_seconds": 600, "key": "session"}),
+    ]
     with replicas(2, tmp_path_factory.mktemp("replicas"), module_redis.url, routes) as running:
         yield running
 
@@ -108,3 +115,38 @@ def test_admin_writes_answer_503_while_redis_is_down(pair: list[Replica], redis:
     response = pair[0].admin.post("/admin/tokens", json={"name": "agent"})
     assert response.status_code == 503
     assert "Redis" in response.json()["error"]
+
+
+def alternate(pair: list[Replica], path: str, count: int, headers: dict[str, str] | None = None) -> list[int]:
+    """``count`` pings sent round robin over the replicas; their HTTP statuses."""
+    sent = {**MCP_HEADERS, **(headers or {})}
+    return [
+        httpx.post(pair[i % len(pair)].url(path), json=request("ping", id=i), headers=sent).status_code
+        for i in range(count)
+    ]
+
+
+def test_a_route_limit_counts_exactly_once_across_replicas(pair: list[Replica]) -> None:
+    refused = [status == 429 for status in alternate(pair, "/global/mcp", 8)]
+    assert refused == [False] * 5 + [True] * 3
+
+
+@pytest.mark.anyio
+async def test_a_session_opened_on_one_replica_is_counted_as_that_session_on_another(
+    pair: list[Replica],
+) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, pair[0].url("/per-session/mcp"))
+    # Issued on replica 0: replica 1 trusts it, so the first refused is the session's fourth call.
+    # (The two handshake requests counted under the client before the id existed.)
+    statuses = alternate(pair, "/per-session/mcp", 4, session_headers(session_id))
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_a_limited_route_fails_closed_while_redis_is_down(pair: list[Replica], redis: RedisServer) -> None:
+    redis.stop()
+    response = httpx.post(pair[0].url("/global/mcp"), json=request("ping"), headers=MCP_HEADERS, timeout=30)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == -32603
+    assert "could not be counted" in response.json()["error"]["message"]
+    assert status(pair[0].url("/crm/mcp")) != 503  # a route that needs no shared state still serves

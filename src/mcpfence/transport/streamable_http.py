@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
@@ -36,7 +36,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
+from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("mcpfence")
@@ -100,7 +100,7 @@ class StreamableHttpRoute:
         try:
             messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
             session_id = request.headers.get("mcp-session-id", "")
-            limits = self.guard.admit(session_id, client_id, tool_name(messages))
+            limits = await self.guard.admit(caller(request, session_id, client_id), messages)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
@@ -163,6 +163,9 @@ class StreamableHttpRoute:
         headers.update(exchange.upstream_headers)
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
+        issued = response.headers.get("mcp-session-id")
+        if issued and issued != request.headers.get("mcp-session-id"):
+            await self.guard.session_issued(issued)
         try:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
