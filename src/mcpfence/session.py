@@ -6,8 +6,11 @@ its ``result`` (the tool's ``structuredContent``, when small), so a policy can
 check a call against what an earlier one returned (a DataTable's columns).
 Memory is keyed by route plus the session id, else the client, else the route
 alone (stateless traffic from anonymous clients). It lives in process memory
-only: bounded entries, bounded sessions, and idle sessions expire, so an agent
-cannot grow it without limit.
+only: bounded weight (roughly bytes) and entries per session, bounded sessions,
+and idle sessions expire, so an agent cannot grow it without limit, nor make
+every later policy evaluation slower by having large results remembered. A call
+whose arguments alone outweigh the session budget is remembered by its tool and
+outcome only.
 """
 
 from __future__ import annotations
@@ -20,24 +23,30 @@ from typing import Any
 
 from mcpfence.policy.opaque import TokenMemory
 
-# A remembered result may weigh this much (characters of strings plus one per value).
+# Weights count characters of strings plus one per value (about bytes of JSON).
+# A remembered result may weigh this much; a larger one is remembered as None.
 MAX_REMEMBERED_RESULT = 16_384
+# All remembered calls of one session together; the oldest go first.
+MAX_SESSION_WEIGHT = 65_536
+# All remembered opaque tokens of one session together.
+MAX_TOKEN_WEIGHT = 65_536
 
 
-def _fits(value: Any, budget: int) -> bool:
-    """Whether ``value`` weighs at most ``budget``; stops counting as soon as it does not."""
+def _weight(value: Any, budget: int) -> int | None:
+    """What ``value`` weighs, or None once it exceeds ``budget`` (counting stops there)."""
+    total = 0
     pending = [value]
     while pending:
         item = pending.pop()
-        budget -= len(item) + 1 if isinstance(item, str) else 1
-        if budget < 0:
-            return False
+        total += len(item) + 1 if isinstance(item, str) else 1
+        if total > budget:
+            return None
         if isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return True
+    return total
 
 
 @dataclass
@@ -45,21 +54,39 @@ class SessionState:
     """What one session has done so far."""
 
     calls: deque[Mapping[str, Any]]
+    max_calls: int = 100
     tokens: TokenMemory = field(default_factory=TokenMemory)
     seen: float = field(default_factory=time.monotonic)
+    _weights: deque[int] = field(default_factory=deque)
+    _calls_weight: int = 0
+    _tokens_weight: int = 0
 
     def record_call(self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None) -> None:
-        """Remember a forwarded call; its structured result only when it is small."""
-        kept = result if result is not None and _fits(result, MAX_REMEMBERED_RESULT) else None
-        self.calls.append({"tool": tool, "args": args, "ok": ok, "result": kept})
+        """Remember a forwarded call (its structured result only when small); the oldest
+        calls go while the session's calls weigh more than ``MAX_SESSION_WEIGHT``."""
+        result_weight = _weight(result, MAX_REMEMBERED_RESULT) if result is not None else 1
+        kept = result if result_weight is not None else None
+        call = {"tool": tool, "args": args, "ok": ok, "result": kept}
+        weight = _weight(call, MAX_SESSION_WEIGHT)
+        if weight is None:  # arguments alone over the whole budget: keep the call, not them
+            call, weight = {**call, "args": {}, "result": None}, 16 + len(tool)
+        self.calls.append(call)
+        self._weights.append(weight)
+        self._calls_weight += weight
+        while len(self.calls) > self.max_calls or self._calls_weight > MAX_SESSION_WEIGHT:
+            self.calls.popleft()
+            self._calls_weight -= self._weights.popleft()
 
     def remember_tokens(self, tokens: Iterable[str], limit: int) -> None:
         for token in tokens:
-            if token in self.tokens:
+            if token in self.tokens or len(token) > MAX_TOKEN_WEIGHT:
                 continue
             self.tokens.add(token)
-            if len(self.tokens) > limit:
-                self.tokens.discard(next(iter(self.tokens)))
+            self._tokens_weight += len(token)
+            while len(self.tokens) > limit or self._tokens_weight > MAX_TOKEN_WEIGHT:
+                oldest = next(iter(self.tokens))
+                self.tokens.discard(oldest)
+                self._tokens_weight -= len(oldest)
 
 
 class SessionMemory:
@@ -90,7 +117,7 @@ class SessionMemory:
         now = time.monotonic()
         state = self._states.get(key)
         if state is None or now - state.seen > self.ttl_seconds:
-            state = SessionState(deque(maxlen=self.max_calls))
+            state = SessionState(deque(), self.max_calls)
             self._states[key] = state
             self._evict(now)
         else:
