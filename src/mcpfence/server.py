@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -312,9 +313,12 @@ def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None] | None) -> None:
+async def _serve_all(
+    listeners: list[tuple[uvicorn.Server, list[socket.socket]]], on_ready: Callable[[], None] | None
+) -> None:
     """Run the listeners together; when one stops (a signal, a failure) stop them all."""
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    servers = [server for server, _ in listeners]
+    tasks = [asyncio.create_task(server.serve(sockets=bound or None)) for server, bound in listeners]
     if on_ready is not None:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -328,23 +332,31 @@ async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None]
     await asyncio.gather(*tasks)
 
 
-def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
+def serve(
+    config: Config,
+    on_ready: Callable[[], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Run the proxy (and the admin listener, when configured) until interrupted;
-    ``on_ready`` runs once every listener accepts connections."""
+    ``on_ready`` runs once every listener accepts connections. ``sockets`` are
+    listeners already bound by a pre-fork parent (proxy first, then admin)."""
     server = config.server
+    bound = list(sockets or [])
     try:
         proxy = Proxy(config)
-        listeners = [_uvicorn(proxy.app, server.host, server.port)]
+        listeners = [(_uvicorn(proxy.app, server.host, server.port), bound[:1])]
         if server.admin_port is not None:
-            listeners.append(_uvicorn(proxy.admin_app(), server.admin_host, server.admin_port))
+            admin = _uvicorn(proxy.admin_app(), server.admin_host, server.admin_port)
+            listeners.append((admin, bound[1:2]))
     except ValueError as error:  # e.g. an unknown OTEL_*_EXPORTER
         raise ConfigError(str(error)) from error
-    base = f"http://{server.host}:{server.port}"
-    for route in config.routes:
-        target = route.upstream.url or " ".join(route.upstream.command or ())
-        log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
-    if server.admin_port is not None:
-        log.info("admin listener (API, /metrics): http://%s:%d", server.admin_host, server.admin_port)
+    if sockets is None:
+        base = f"http://{server.host}:{server.port}"
+        for route in config.routes:
+            target = route.upstream.url or " ".join(route.upstream.command or ())
+            log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
+        if server.admin_port is not None:
+            log.info("admin listener (API, /metrics): http://%s:%d", server.admin_host, server.admin_port)
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -127,7 +128,9 @@ class ProxyApp:
             reason = "starting" if not self._started else None
             if reason is None and self._readiness is not None:
                 reason = await self._readiness()
-        body = json.dumps({"status": "ok" if reason is None else "unavailable", "reason": reason})
+        status = "ok" if reason is None else "unavailable"
+        # The pid tells workers apart (``mcpfence serve --workers N``).
+        body = json.dumps({"status": status, "reason": reason, "pid": os.getpid()})
         await send_response(send, 200 if reason is None else 503, body.encode(), JSON_HEADERS)
 
     def _find(self, path: str) -> Route | None:
