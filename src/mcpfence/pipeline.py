@@ -9,6 +9,13 @@ like nested middleware, so the first addon (telemetry) sees the final answer.
 Messages the upstream sends on its own (notifications, server-to-client
 requests) pass :meth:`Pipeline.server_message`.
 
+Hooks are synchronous. Shared state (cluster mode) needs I/O, so two awaits
+frame them: :meth:`Pipeline.prepare` once per POST before the request hooks
+(addons with a ``prepare`` coroutine fetch what they will read), and
+:meth:`Pipeline.settle` before answers leave (awaiting what response hooks
+left in ``flow.notes["settle"]``, so a client's next request, on any replica,
+sees what this one recorded).
+
 The transport never knows what the addons do; the addons never know which
 transport carried the message. Data flows one way: transport → pipeline → addons.
 """
@@ -19,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
@@ -97,12 +104,32 @@ def _internal_error(flow: Flow, message: str) -> Message:
     return jsonrpc.error_response(flow.request.get("id"), jsonrpc.INTERNAL_ERROR, message)
 
 
+class Preparing(Protocol):
+    """An addon that fetches shared state before its synchronous request hook runs."""
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None: ...
+
+
 class Pipeline:
     """The ordered addons of one route."""
 
     def __init__(self, addons: Sequence[Addon] = ()) -> None:
         self.addons = list(addons)
         self._reversed = list(reversed(self.addons))
+        self._preparing = [cast(Preparing, a) for a in self.addons if hasattr(a, "prepare")]
+
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
+        """Let addons fetch shared state for ``messages``; raises JsonRpcError when they cannot."""
+        for addon in self._preparing:
+            await addon.prepare(context, messages)
+
+    @staticmethod
+    async def settle(flows: Sequence[Flow]) -> None:
+        """Wait until what the response hooks recorded for ``flows`` is stored."""
+        for flow in flows:
+            pending = flow.notes.pop("settle", None)
+            if pending is not None:
+                await pending
 
     def request(self, flow: Flow) -> None:
         """Run the request hooks; an addon that fails refuses the request (fail closed)."""

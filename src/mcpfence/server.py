@@ -61,7 +61,6 @@ class Proxy:
         self.config = config
         self.policies = PolicyHolder(load_policy_set(config.policy_paths))
         self.catalog = ToolCatalog()
-        self.memory = SessionMemory()
         # Prometheus metrics are served on the admin listener; without one, only the
         # OTEL_* exporters record metrics (none configured: metrics cost nothing).
         self.telemetry = Telemetry.setup(
@@ -70,6 +69,7 @@ class Proxy:
         self.decision_log = self._decision_log()
         self.redis = connect_redis(config.cluster.redis_url) if config.cluster is not None else None
         self.store = self._store()
+        self.memory = self._session_memory()
         self.upstreams: dict[str, Upstream] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
@@ -95,6 +95,14 @@ class Proxy:
         if self.config.server.admin_port is None:
             return None
         return SQLiteStore(self.config.resolve(self.config.storage.path))
+
+    def _session_memory(self) -> SessionMemory:
+        """Shared through Redis in cluster mode, so a history-based policy decides alike everywhere."""
+        if self.redis is not None:
+            from mcpfence.cluster.session import RedisSessionMemory
+
+            return RedisSessionMemory(self.redis)
+        return SessionMemory()
 
     async def _readiness(self) -> str | None:
         if self.redis is not None and not await redis_reachable(self.redis):

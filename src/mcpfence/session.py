@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,9 @@ class SessionState:
     _calls_weight: int = 0
     _tokens_weight: int = 0
 
-    def record_call(self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None) -> None:
+    def record_call(
+        self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None
+    ) -> Mapping[str, Any]:
         """Remember a forwarded call (its structured result only when small); the oldest
         calls go while the session's calls weigh more than ``MAX_SESSION_WEIGHT``."""
         result_weight = _weight(result, MAX_REMEMBERED_RESULT) if result is not None else 1
@@ -76,17 +78,22 @@ class SessionState:
         while len(self.calls) > self.max_calls or self._calls_weight > MAX_SESSION_WEIGHT:
             self.calls.popleft()
             self._calls_weight -= self._weights.popleft()
+        return call
 
-    def remember_tokens(self, tokens: Iterable[str], limit: int) -> None:
+    def remember_tokens(self, tokens: Iterable[str], limit: int) -> list[str]:
+        """Remember tokens not known yet (the oldest go past the bounds); those added."""
+        added = []
         for token in tokens:
             if token in self.tokens or len(token) > MAX_TOKEN_WEIGHT:
                 continue
+            added.append(token)
             self.tokens.add(token)
             self._tokens_weight += len(token)
             while len(self.tokens) > limit or self._tokens_weight > MAX_TOKEN_WEIGHT:
                 oldest = next(iter(self.tokens))
                 self.tokens.discard(oldest)
                 self._tokens_weight -= len(oldest)
+        return added
 
 
 class SessionMemory:
@@ -105,6 +112,13 @@ class SessionMemory:
         self.max_tokens = max_tokens
         self._states: OrderedDict[str, SessionState] = OrderedDict()
 
+    async def load(self, key: str) -> None:
+        """Fetch ``key``'s state from the shared store; in process memory there is none."""
+
+    def store(self, key: str, call: Mapping[str, Any], tokens: list[str]) -> Awaitable[None] | None:
+        """Write what :meth:`SessionState.record_call` kept to the shared store (None: nothing to do)."""
+        return None
+
     @staticmethod
     def key(route: str, session_id: str, client_id: str) -> str:
         if session_id:
@@ -112,6 +126,12 @@ class SessionMemory:
         if client_id:
             return f"{route}\x00c\x00{client_id}"
         return f"{route}\x00r"
+
+    def install(self, key: str, state: SessionState) -> None:
+        """Make ``state`` the one :meth:`get` returns for ``key`` (freshly loaded from a store)."""
+        self._states[key] = state
+        self._states.move_to_end(key)
+        self._evict(time.monotonic())
 
     def get(self, key: str) -> SessionState:
         now = time.monotonic()

@@ -14,6 +14,7 @@ from tests.access.conftest import upstream_url
 from tests.cluster.redis_server import RedisServer, redis_server
 
 T = TypeVar("T")
+POLICIES = Path(__file__).parent / "policies"
 
 
 @pytest.fixture
@@ -53,4 +54,4 @@ async def until(probe: Callable[[], T], timeout: float = 10.0) -> T:
         await anyio.sleep(0.02)
 
 
-__all__ = ["eventually", "module_redis", "redis", "until", "upstream_url"]
+__all__ = ["POLICIES", "eventually", "module_redis", "redis", "until", "upstream_url"]

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.cluster.conftest import eventually
+from tests.cluster.conftest import POLICIES, eventually
 from tests.cluster.nginx import nginx
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas
-from tests.protocol.clients import MCP_HEADERS, connect, request
+from tests.protocol.clients import MCP_HEADERS, Connection, connect, request
 
 
 @dataclass
@@ -28,9 +28,13 @@ def cluster(
     def route(name: str, **extra: object) -> dict[str, object]:
         return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": upstream_url}, **extra}
 
-    routes = [route("crm"), route("global", rate_limit={"requests": 7, "per_seconds": 600, "key": "route"})]
+    routes = [
+        route("crm"),
+        route("global", rate_limit={"requests": 7, "per_seconds": 600, "key": "route"}),
+        route("history"),
+    ]
     directory = tmp_path_factory.mktemp("cluster")
-    with replicas(3, directory, module_redis.url, routes) as running:
+    with replicas(3, directory, module_redis.url, routes, policies=[str(POLICIES)]) as running:
         front = directory / "nginx"
         front.mkdir()
         with nginx([replica.proxy.port for replica in running], front) as url:
@@ -49,6 +53,22 @@ async def test_an_sdk_session_continues_across_replicas(cluster: Cluster) -> Non
             result = await connection.session.call_tool("create_contact", {"email": f"a{index}@example.com"})
             assert not result.is_error
             assert result.content[0].text == f"a{index}@example.com"  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_a_history_based_policy_holds_across_replicas(cluster: Cluster) -> None:
+    async def outcome(connection: Connection, tool: str, journey: str) -> bool:
+        result = await connection.session.call_tool(tool, {"journey_id": journey})
+        return not result.is_error
+
+    async with connect(f"{cluster.url}/history/mcp") as connection:
+        decided = [
+            await outcome(connection, "send_journey", "j1"),
+            await outcome(connection, "lookup_journey", "j1"),
+            *[await outcome(connection, "send_journey", "j1") for _ in range(3)],
+            *[await outcome(connection, "send_journey", "j2") for _ in range(3)],
+        ]
+    assert decided == [False, True, True, True, True, False, False, False]
 
 
 def test_a_route_limit_is_exact_across_replicas(cluster: Cluster) -> None:

@@ -6,12 +6,19 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tests.access.test_proxy_access import tool_names
-from tests.cluster.conftest import eventually
+from tests.cluster.conftest import POLICIES, eventually
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import PUBLIC_URL, Replica, replicas
-from tests.protocol.clients import MCP_HEADERS, open_raw_session, request, session_headers
+from tests.protocol.clients import (
+    MCP_HEADERS,
+    open_raw_session,
+    request,
+    response_message,
+    session_headers,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +32,10 @@ def pair(
         route("crm"),
         route("global", rate_limit={"requests": 5, "per_seconds": 600, "key": "route"}),
         route("per-session", rate_limit={"requests": 3, "per_seconds": 600, "key": "session"}),
+        route("history"),
     ]
-    with replicas(2, tmp_path_factory.mktemp("replicas"), module_redis.url, routes) as running:
+    directory = tmp_path_factory.mktemp("replicas")
+    with replicas(2, directory, module_redis.url, routes, policies=[str(POLICIES)]) as running:
         yield running
 
 
@@ -150,3 +159,64 @@ def test_a_limited_route_fails_closed_while_redis_is_down(pair: list[Replica], r
     assert response.json()["error"]["code"] == -32603
     assert "could not be counted" in response.json()["error"]["message"]
     assert status(pair[0].url("/crm/mcp")) != 503  # a route that needs no shared state still serves
+
+
+def call(tool: str, journey: str, id: int) -> dict[str, object]:
+    return request("tools/call", {"name": tool, "arguments": {"journey_id": journey}}, id)
+
+
+def is_denied(response: httpx.Response) -> bool:
+    answer = response_message(response)
+    return bool(answer["result"].get("isError")) and "look the journey up first" in str(answer)
+
+
+@pytest.mark.anyio
+async def test_a_history_based_policy_decides_alike_on_every_replica(pair: list[Replica]) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, pair[0].url("/history/mcp"))
+        headers = session_headers(session_id)
+
+        async def on(replica: Replica, message: dict[str, object]) -> httpx.Response:
+            return await http.post(replica.url("/history/mcp"), json=message, headers=headers)
+
+        assert is_denied(await on(pair[1], call("send_journey", "j1", 1)))
+        assert not is_denied(await on(pair[0], call("lookup_journey", "j1", 2)))
+        assert not is_denied(await on(pair[1], call("send_journey", "j1", 3)))
+        assert is_denied(await on(pair[0], call("send_journey", "j2", 4)))
+
+
+@pytest.mark.anyio
+async def test_calls_needing_session_memory_fail_closed_while_redis_is_down(
+    pair: list[Replica], redis: RedisServer
+) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=30) as http:
+        session_id = await open_raw_session(http, pair[0].url("/history/mcp"))
+        redis.stop()
+        headers = session_headers(session_id)
+        url = pair[1].url("/history/mcp")
+        response = await http.post(url, json=call("send_journey", "j1", 1), headers=headers)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == -32603
+    assert "session memory could not be read" in response.json()["error"]["message"]
+
+
+async def command_calls(redis: RedisServer, *commands: str) -> int:
+    client = aioredis.Redis.from_url(redis.url, decode_responses=True)
+    stats = await client.info("commandstats")
+    await client.aclose()
+    return sum(int(stats.get(f"cmdstat_{command}", {}).get("calls", 0)) for command in commands)
+
+
+@pytest.mark.anyio
+async def test_a_route_needing_no_shared_state_makes_no_redis_call_per_request(
+    pair: list[Replica], redis: RedisServer
+) -> None:
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        session_id = await open_raw_session(http, pair[0].url("/crm/mcp"))
+        before = await command_calls(redis, "evalsha", "eval", "lrange", "set")
+        for index in range(5):
+            message = request("tools/call", {"name": "list_contacts", "arguments": {}}, index)
+            url = pair[index % 2].url("/crm/mcp")
+            answered = await http.post(url, json=message, headers=session_headers(session_id))
+            assert answered.status_code == 200
+        assert await command_calls(redis, "evalsha", "eval", "lrange", "set") == before

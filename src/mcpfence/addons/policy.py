@@ -9,6 +9,7 @@ tool results are remembered in the session (``session.calls``, opaque tokens).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -16,7 +17,9 @@ from mcp.shared.inbound import mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.catalog import ToolCatalog
-from mcpfence.pipeline import BaseAddon, Flow
+from mcpfence.cluster import SharedStateUnavailable
+from mcpfence.jsonrpc import Message
+from mcpfence.pipeline import BaseAddon, Context, Flow
 from mcpfence.policy import PolicySet, ToolCall, denial_result
 from mcpfence.policy.opaque import harvest
 from mcpfence.session import SessionMemory, SessionState
@@ -38,6 +41,17 @@ class PolicyAddon(BaseAddon):
         self.catalog = catalog
         self.memory = memory
 
+    async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
+        """Fetch the session's memory (one round trip in cluster mode) when a call needs it."""
+        calls = any(m.get("method") == "tools/call" and jsonrpc.is_request(m) for m in messages)
+        if not calls or not self.holder.current.uses_session(context.route):
+            return
+        try:
+            await self.memory.load(self.memory.key(context.route, context.session_id, context.client_id))
+        except SharedStateUnavailable as exc:
+            message = f"session memory could not be read, so no call is decided: {exc}"
+            raise jsonrpc.JsonRpcError(jsonrpc.INTERNAL_ERROR, message, status=503) from None
+
     def request(self, flow: Flow) -> None:
         if flow.method != "tools/call":
             return
@@ -48,8 +62,9 @@ class PolicyAddon(BaseAddon):
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
             return
         context = flow.context
-        state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
-        flow.notes["session"] = state  # the answer is remembered in the same session
+        key = self.memory.key(context.route, context.session_id, context.client_id)
+        state = self.memory.get(key)
+        flow.notes["session"] = (key, state)  # the answer is remembered in the same session
         call = ToolCall(
             route=context.route,
             tool=name,
@@ -115,11 +130,19 @@ class PolicyAddon(BaseAddon):
         assert flow.response is not None
         flow.response = {**flow.response, "result": {**result, "tools": annotated}}
 
-    def _remember(self, flow: Flow, state: SessionState, result: dict[str, Any] | None) -> None:
+    def _remember(
+        self, flow: Flow, session: tuple[str, SessionState], result: dict[str, Any] | None
+    ) -> None:
+        key, state = session
         ok = result is not None and result.get("isError") is not True
         args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
-        state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
+        call = state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
         patterns = self.holder.current.opaque_patterns()
+        tokens: list[str] = []
         if result is not None and patterns:
-            state.remember_tokens(harvest(result, patterns), self.memory.max_tokens)
+            tokens = state.remember_tokens(harvest(result, patterns), self.memory.max_tokens)
+        uses = self.holder.current.uses_session(flow.context.route)
+        stored = self.memory.store(key, call, tokens) if uses else None
+        if stored is not None:
+            flow.notes["settle"] = stored

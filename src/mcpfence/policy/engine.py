@@ -167,6 +167,7 @@ class PolicySet:
                 for tool in dict.fromkeys(policy.tools):
                     self._literal.setdefault(tool, []).append(policy)
         self.candidates = lru_cache(maxsize=4096)(self._resolve)
+        self.uses_session = lru_cache(maxsize=1024)(self._uses_session)
         patterns = (rule.pattern for p in self.policies for rule in p.opaque if rule.pattern)
         self._opaque_patterns = tuple(dict.fromkeys(patterns))
 
@@ -179,6 +180,13 @@ class PolicySet:
         found += [p for p in self._globbed if any(fnmatchcase(tool, g) for g in p.tools)]
         found.sort(key=lambda p: p.order)
         return tuple(p for p in found if any(fnmatchcase(route, g) for g in p.routes))
+
+    def _uses_session(self, route: str) -> bool:
+        """Whether a policy for ``route`` reads ``session`` or checks opaque tokens (cached)."""
+        return any(
+            ("session" in p.roots or p.opaque) and any(fnmatchcase(route, g) for g in p.routes)
+            for p in self.policies
+        )
 
     def guidance(self, route: str, tool: str) -> list[str]:
         """Guidance of every policy matching the tool (``when`` is not known yet)."""

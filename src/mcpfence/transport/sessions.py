@@ -73,6 +73,7 @@ class Session:
                 raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
         context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
+        await self.pipeline.prepare(context, messages)
         for message in messages:
             if not jsonrpc.is_request(message):
                 await self.hub.send(self, message)
@@ -96,6 +97,7 @@ class Session:
         if flow.method == "initialize":
             self._negotiated(message)
         self.pipeline.response(flow)
+        await self.pipeline.settle([flow])
         assert flow.response is not None
         await self.outbox.put(flow.response, flow.request["id"])
 
@@ -106,6 +108,7 @@ class Session:
         flow.error = reason
         flow.response = jsonrpc.error_response(request_id, jsonrpc.INTERNAL_ERROR, reason)
         self.pipeline.response(flow)
+        await self.pipeline.settle([flow])
         assert flow.response is not None
         await self.outbox.put(flow.response, request_id)
 

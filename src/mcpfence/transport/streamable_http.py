@@ -54,6 +54,8 @@ class Exchange:
     upstream_headers: dict[str, str] = field(default_factory=dict)
     # Headers every answer to this POST carries (RateLimit-*).
     response_headers: RawHeaders = ()
+    # Flows answered so far: their records are settled before the answers leave.
+    answered: list[Flow] = field(default_factory=list)
 
     def local_answers(self) -> list[Message]:
         """The answers addons gave without the upstream (denials), in request order."""
@@ -101,10 +103,12 @@ class StreamableHttpRoute:
             messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
             session_id = request.headers.get("mcp-session-id", "")
             limits = await self.guard.admit(caller(request, session_id, client_id), messages)
+            context = self._context(request, meta_version(messages), client_id)
+            await self.pipeline.prepare(context, messages)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
-        exchange = self._start(request, messages, client_id)
+        exchange = self._start(context, messages)
         exchange.response_headers = limits
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
@@ -125,9 +129,9 @@ class StreamableHttpRoute:
             headers=request.headers,
         )
 
-    def _start(self, request: Request, messages: list[Message], client_id: str) -> Exchange:
+    def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(self._context(request, meta_version(messages), client_id))
+        exchange = Exchange(context)
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(message)
@@ -200,6 +204,7 @@ class StreamableHttpRoute:
         answers = [self._answer(exchange, message) for message in _as_list(parsed)]
         answers.extend(exchange.local_answers())
         answers.extend(self._unanswered(exchange))
+        await self.pipeline.settle(exchange.answered)
         out = jsonrpc.dumps(answers if batch or len(answers) > 1 else answers[0])
         await send_response(send, response.status, out, self._headers(response, exchange))
 
@@ -213,6 +218,7 @@ class StreamableHttpRoute:
             return self.pipeline.server_message(exchange.context, message)
         flow.response = message
         self.pipeline.response(flow)
+        exchange.answered.append(flow)
         assert flow.response is not None
         return flow.response
 
@@ -224,6 +230,7 @@ class StreamableHttpRoute:
             flow.error = reason
             flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
             self.pipeline.response(flow)
+            exchange.answered.append(flow)
             answers.append(flow.response)
         exchange.pending.clear()
         return answers
@@ -231,6 +238,7 @@ class StreamableHttpRoute:
     async def _fail(self, send: Send, exchange: Exchange, error: UpstreamError, batch: bool) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
+        await self.pipeline.settle(exchange.answered)
         body = jsonrpc.dumps(answers if batch else answers[0])
         headers = [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
@@ -260,13 +268,17 @@ class StreamableHttpRoute:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
             reason = f"upstream {self.upstream.url} stream failed: {exc}"
-        for answer in self._unanswered(exchange, reason):
+        unanswered = self._unanswered(exchange, reason)
+        await self.pipeline.settle(exchange.answered)
+        for answer in unanswered:
             await sse.send_message(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self, send: Send, exchange: Exchange, response: aiohttp.ClientResponse) -> None:
         async for event in sse.read_events(response.content.iter_any()):
-            await sse.send_event(send, self._check_event(exchange, event))
+            checked = self._check_event(exchange, event)
+            await self.pipeline.settle(exchange.answered)
+            await sse.send_event(send, checked)
 
     def _check_event(self, exchange: Exchange, event: sse.Event) -> sse.Event:
         data = event.data
