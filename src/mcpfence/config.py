@@ -61,6 +61,15 @@ class ClusterConfig(_Strict):
     """Shared state in Redis: every replica and worker becomes interchangeable."""
 
     redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    # Replica-to-replica forwarding of the sessions mcpfence hosts (needs MCPFENCE_CLUSTER_SECRET).
+    internal_port: int | None = Field(None, ge=0, le=65535)
+    internal_host: str = "127.0.0.1"
+    internal_url: str | None = Field(None, pattern=r"^https?://")
+    """How other replicas reach this one; default ``http://{internal_host}:{internal_port}``."""
+
+    @property
+    def advertised_url(self) -> str:
+        return self.internal_url or f"http://{self.internal_host}:{self.internal_port}"
 
 
 class UpstreamConfig(_Strict):

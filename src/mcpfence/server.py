@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
@@ -33,6 +34,9 @@ from mcpfence.catalog import ToolCatalog
 from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.cluster.redis import connect as connect_redis
 from mcpfence.cluster.redis import reachable as redis_reachable
+
+if TYPE_CHECKING:
+    from mcpfence.cluster.forward import Replicas
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
 from mcpfence.pipeline import Addon
 from mcpfence.policy import PolicySet, load_policy_set
@@ -40,7 +44,9 @@ from mcpfence.policy.reload import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp
+from mcpfence.transport.app import Route as ProxyRoute
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints
+from mcpfence.transport.hosted import HostedRoute
 from mcpfence.transport.streamable_http import StreamableHttpRoute
 from mcpfence.transport.upstream import Upstream
 from mcpfence.yamlsource import SourceError
@@ -74,8 +80,10 @@ class Proxy:
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._closing: list[Callable[[], Awaitable[None]]] = []
         self.endpoints: list[RouteEndpoints] = []
-        routes = {route.path: self._endpoints(route) for route in config.routes}
+        self.forwarding = self._forwarding()
+        routes = {route.path: self._owned(self._endpoints(route)) for route in config.routes}
         self.app = ProxyApp(
             routes,
             OriginGuard(config.server.allowed_origins),
@@ -85,6 +93,38 @@ class Proxy:
             hosts=HostGuard(config.server.host),
             readiness=self._readiness,
         )
+
+    def _forwarding(self) -> tuple[Replicas, str] | None:
+        """Cluster mode with an internal port: hosted sessions are forwarded to their owner."""
+        cluster = self.config.cluster
+        if self.redis is None or cluster is None or cluster.internal_port is None:
+            return None
+        from mcpfence.cluster.forward import SECRET_ENV, Replicas
+
+        secret = os.environ.get(SECRET_ENV, "")
+        if len(secret) < 16:
+            raise ConfigError(f"cluster.internal_port needs {SECRET_ENV} (16 characters or more)")
+        return Replicas(self.redis, cluster.advertised_url), secret
+
+    def _owned(self, endpoints: RouteEndpoints) -> ProxyRoute:
+        """The route as clients reach it: with forwarding to session owners in cluster mode."""
+        if self.forwarding is None:
+            return endpoints
+        from mcpfence.cluster.forward import OwnerForwarding
+
+        replicas, secret = self.forwarding
+        endpoints.table.id_prefix = replicas.session_prefix()
+        hosted = isinstance(endpoints.main, HostedRoute)
+        forwarding = OwnerForwarding(endpoints, replicas, secret, main_is_hosted=hosted)
+        self._closing.append(forwarding.close_client)
+        return forwarding
+
+    def internal_app(self) -> Any:
+        """The replica-to-replica listener (``cluster.internal_port``)."""
+        from mcpfence.cluster.forward import InternalListener
+
+        assert self.forwarding is not None
+        return InternalListener(self.app, self.forwarding[1])
 
     def _store(self) -> Store | None:
         """Redis in cluster mode (every replica serves token routes); else SQLite with an admin port."""
@@ -286,6 +326,8 @@ class Proxy:
                 await self.store.load()
             self._tasks.append(asyncio.create_task(self.store.watch(self._route_removed)))
             self._tasks.append(asyncio.create_task(run_expiry_purge(self.store, self._route_removed)))
+        if self.forwarding is not None:
+            self._tasks.append(asyncio.create_task(self.forwarding[0].heartbeat()))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -294,6 +336,8 @@ class Proxy:
                 await task
         for endpoints in self.endpoints:
             await endpoints.close()
+        for close in self._closing:
+            await close()
         for upstream in self.upstreams.values():
             await upstream.close()
         if self.decision_log is not None:
@@ -356,6 +400,10 @@ def serve(
         if server.admin_port is not None:
             admin = _uvicorn(proxy.admin_app(), server.admin_host, server.admin_port)
             listeners.append((admin, bound[1:2]))
+        cluster = config.cluster
+        if proxy.forwarding is not None and cluster is not None and cluster.internal_port is not None:
+            internal = _uvicorn(proxy.internal_app(), cluster.internal_host, cluster.internal_port)
+            listeners.append((internal, []))
     except ValueError as error:  # e.g. an unknown OTEL_*_EXPORTER
         raise ConfigError(str(error)) from error
     if sockets is None:

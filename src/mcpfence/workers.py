@@ -39,6 +39,11 @@ def bind(host: str, port: int) -> socket.socket:
 def check_workers(config: Config, workers: int) -> None:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if workers > 1 and config.cluster is not None and config.cluster.internal_port is not None:
+        raise ConfigError(
+            "--workers above 1 cannot share cluster.internal_port: run hosted-session routes"
+            " as one worker per replica"
+        )
     if workers > 1 and config.cluster is None:
         raise ConfigError(
             "--workers above 1 needs cluster mode (cluster.redis_url or MCPFENCE_REDIS_URL): "

@@ -12,15 +12,17 @@ import httpx
 from tests.access.conftest import ADMIN_TOKEN
 from tests.servers import Proxy, free_port, run_proxy, wait_for_port
 
-ENV = {"MCPFENCE_ADMIN_TOKEN": ADMIN_TOKEN}
+CLUSTER_SECRET = "cluster-secret-for-tests-0123456789"
+ENV = {"MCPFENCE_ADMIN_TOKEN": ADMIN_TOKEN, "MCPFENCE_CLUSTER_SECRET": CLUSTER_SECRET}
 PUBLIC_URL = "https://mcp.example.com"
 
 
 class Replica:
     """One running replica: its proxy port and an admin client on its admin port."""
 
-    def __init__(self, proxy: Proxy, admin_port: int) -> None:
+    def __init__(self, proxy: Proxy, admin_port: int, internal_port: int | None = None) -> None:
         self.proxy = proxy
+        self.internal_port = internal_port
         self.admin = httpx.Client(
             base_url=f"http://127.0.0.1:{admin_port}",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -45,9 +47,15 @@ def cluster_config(redis_url: str, routes: list[dict[str, Any]], admin_port: int
 
 @contextmanager
 def replicas(
-    count: int, directory: Path, redis_url: str, routes: list[dict[str, Any]], **extra: Any
+    count: int,
+    directory: Path,
+    redis_url: str,
+    routes: list[dict[str, Any]],
+    internal: bool = False,
+    **extra: Any,
 ) -> Iterator[list[Replica]]:
-    """``count`` replicas with the same config (each in its own folder), all started."""
+    """``count`` replicas with the same config (each in its own folder), all started;
+    ``internal``: each with an internal port, forwarding hosted sessions to their owner."""
     with ExitStack() as stack:
         running = []
         for index in range(count):
@@ -55,7 +63,10 @@ def replicas(
             folder.mkdir()
             admin_port = free_port()
             config = {**cluster_config(redis_url, routes, admin_port), **extra}
+            internal_port = free_port() if internal else None
+            if internal_port is not None:
+                config["cluster"] = {**config["cluster"], "internal_port": internal_port}
             proxy = stack.enter_context(run_proxy(config, folder, ENV))
             wait_for_port(admin_port, process=proxy.process)
-            running.append(Replica(proxy, admin_port))
+            running.append(Replica(proxy, admin_port, internal_port))
         yield running

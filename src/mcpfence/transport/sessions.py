@@ -154,6 +154,8 @@ class SessionTable:
         self.timeout_seconds = timeout_seconds
         self.shared = shared
         self.sessions: dict[str, Session] = {}
+        # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
+        self.id_prefix = ""
         self._common: Hub | None = None
         self._reaper: asyncio.Task[None] | None = None
 
@@ -161,7 +163,7 @@ class SessionTable:
         """A new session with a fresh id, kept until it ends or idles out."""
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap())
-        session_id = secrets.token_hex(16)
+        session_id = self.id_prefix + secrets.token_hex(16)
         hub = self.common() if self.shared else Hub(self.link, self.timeout_seconds, shared=False)
         session = self._session(session_id, hub, outbox, protocol_version)
         self.sessions[session_id] = session
