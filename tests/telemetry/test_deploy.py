@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcpfence.config import load_config
+from mcpfence.config import Config, load_config
 from mcpfence.policy import commands
 from tests.servers import serve_asgi
 from tests.telemetry.conftest import Recorded
@@ -118,6 +118,11 @@ REPLICAS = ["mcpfence-1", "mcpfence-2", "mcpfence-3"]
 MCPFENCE = SERVICES["mcpfence-1"]
 
 
+def compose_config(replica: str = "mcpfence-1") -> Config:
+    """deploy/mcpfence.yaml as one compose replica reads it."""
+    return load_config(DEPLOY / "mcpfence.yaml", env=SERVICES[replica]["environment"])
+
+
 def test_compose_runs_the_whole_stack() -> None:
     assert set(SERVICES) == {
         *REPLICAS,
@@ -168,7 +173,7 @@ def test_compose_mounts_the_config_that_mcpfence_serve_reads() -> None:
 
 
 def test_compose_config_is_valid_and_its_routes_reach_the_upstream_services() -> None:
-    config = load_config(DEPLOY / "mcpfence.yaml", env={})
+    config = compose_config()
     for route in config.routes:
         assert route.upstream.url is not None
         url = urlsplit(route.upstream.url)
@@ -179,7 +184,7 @@ def test_compose_config_is_valid_and_its_routes_reach_the_upstream_services() ->
 
 
 def test_compose_policies_are_the_packs_baked_into_the_image() -> None:
-    config = load_config(DEPLOY / "mcpfence.yaml", env={})
+    config = compose_config()
     assert [str(p) for p in config.policy_paths] == ["/app/policies"]
     assert ("WORKDIR", "/app") in dockerfile()
     assert ("COPY", "policies ./policies") in dockerfile()
@@ -198,12 +203,23 @@ def test_mcpfence_sends_otlp_to_the_collectors_receiver() -> None:
 # The cluster: replicas behind nginx round robin, state in Redis
 
 
-def test_compose_replicas_are_identical() -> None:
-    assert all(SERVICES[name] == MCPFENCE for name in REPLICAS)
+def test_compose_replicas_differ_only_in_their_internal_url() -> None:
+    def without_url(service: dict[str, Any]) -> dict[str, Any]:
+        environment = {k: v for k, v in service["environment"].items() if k != "MCPFENCE_INTERNAL_URL"}
+        return {**service, "environment": environment}
+
+    assert all(without_url(SERVICES[name]) == without_url(MCPFENCE) for name in REPLICAS)
+    for name in REPLICAS:
+        cluster = compose_config(name).cluster
+        assert cluster is not None
+        url = urlsplit(cluster.advertised_url)
+        assert url.hostname == name
+        assert url.port == cluster.internal_port
+        assert str(url.port) in SERVICES[name]["expose"]
 
 
 def test_compose_config_shares_state_through_the_redis_service() -> None:
-    config = load_config(DEPLOY / "mcpfence.yaml", env={})
+    config = compose_config()
     assert config.cluster is not None
     url = urlsplit(config.cluster.redis_url)
     assert url.hostname == "redis"
@@ -225,7 +241,7 @@ def nginx_upstreams() -> list[str]:
 
 def test_nginx_balances_over_every_replica_without_stickiness() -> None:
     text = (DEPLOY / "nginx.conf").read_text()
-    port = load_config(DEPLOY / "mcpfence.yaml", env={}).server.port
+    port = compose_config().server.port
     assert nginx_upstreams() == [f"{name}:{port}" for name in REPLICAS]
     for sticky in ("ip_hash", "hash ", "sticky", "least_conn"):
         assert sticky not in text
@@ -239,7 +255,7 @@ def test_compose_replicas_report_readiness_from_readyz() -> None:
 
 
 def test_compose_route_urls_point_at_nginx() -> None:
-    public = urlsplit(str(load_config(DEPLOY / "mcpfence.yaml", env={}).server.public_url))
+    public = urlsplit(str(compose_config().server.public_url))
     assert f"127.0.0.1:{public.port}:8080" in SERVICES["nginx"]["ports"]
 
 
@@ -403,6 +419,7 @@ def test_k8s_config_and_policies_pass_mcpfence_check(
         (tmp_path / item["path"]).write_text(data[item["key"]])
     for name, value in k8s("Secret")["stringData"].items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POD_IP", "10.0.0.7")  # from the downward API
     out = io.StringIO()
     assert commands.check([tmp_path / "mcpfence.yaml"], out) == 0, out.getvalue()
     assert "1 policy" in out.getvalue()
@@ -435,6 +452,16 @@ def test_k8s_redis_persists_with_aof_on_a_volume_claim() -> None:
     assert k8s("Service", "mcpfence-redis")["spec"]["selector"].items() <= (
         redis["spec"]["template"]["metadata"]["labels"].items()
     )
+
+
+def test_k8s_pods_advertise_their_own_internal_address() -> None:
+    [container] = k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    pod_ip = [e for e in container["env"] if e["name"] == "POD_IP"]
+    assert pod_ip[0]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    cluster = k8s_config()["cluster"]
+    assert cluster["internal_url"] == f"http://${{POD_IP}}:{cluster['internal_port']}"
+    assert cluster["internal_port"] in {p["containerPort"] for p in container["ports"]}
+    assert "MCPFENCE_CLUSTER_SECRET" in k8s("Secret")["stringData"]
 
 
 def test_k8s_probes_use_readyz_and_healthz() -> None:
