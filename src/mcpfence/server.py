@@ -114,8 +114,13 @@ class Proxy:
 
         replicas, secret = self.forwarding
         endpoints.table.id_prefix = replicas.session_prefix()
-        hosted = isinstance(endpoints.main, HostedRoute)
-        forwarding = OwnerForwarding(endpoints, replicas, secret, main_is_hosted=hosted)
+        forwarding = OwnerForwarding(
+            endpoints,
+            replicas,
+            secret,
+            main_is_hosted=isinstance(endpoints.main, HostedRoute),
+            max_body_bytes=self.config.server.max_body_bytes,
+        )
         self._closing.append(forwarding.close_client)
         return forwarding
 

@@ -32,26 +32,31 @@ def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+POLL_SECONDS = 0.02
+
+
+def _settled(value: T, deadline: float) -> bool:
+    """Whether polling stops: the value holds, or time is up (then the test fails)."""
+    if value or time.monotonic() > deadline:
+        assert value, f"never became true: {value!r}"
+        return True
+    return False
+
+
 def eventually(probe: Callable[[], T], timeout: float = 10.0) -> T:
     """Poll ``probe`` until it returns something truthy; its last value otherwise fails."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            assert value, f"never became true: {value!r}"
-            return value
-        time.sleep(0.02)
+    while not _settled(value := probe(), deadline):
+        time.sleep(POLL_SECONDS)
+    return value
 
 
 async def until(probe: Callable[[], T], timeout: float = 10.0) -> T:
     """:func:`eventually` for async tests: polls without blocking the event loop."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            assert value, f"never became true: {value!r}"
-            return value
-        await anyio.sleep(0.02)
+    while not _settled(value := probe(), deadline):
+        await anyio.sleep(POLL_SECONDS)
+    return value
 
 
 __all__ = ["POLICIES", "eventually", "module_redis", "redis", "until", "upstream_url"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import free_port, wait_for_port
+from tests.cluster.redis_server import listening
+from tests.servers import free_port
 
 DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 
@@ -35,14 +35,5 @@ def nginx(upstream_ports: list[int], directory: Path) -> Iterator[str]:
     port = free_port()
     conf = directory / "nginx.conf"
     conf.write_text(render(upstream_ports, port, directory))
-    process = subprocess.Popen(
-        [binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process=process)
+    with listening([binary, "-p", str(directory), "-c", str(conf), "-g", "daemon off;"], port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""A real ``redis-server`` on a free loopback port, in a temporary directory (with AOF)."""
+"""Real processes for cluster tests: ``redis-server`` (with AOF) and other listeners."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.servers import free_port, wait_for_port
+
+
+@contextmanager
+def listening(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` until the test is done; yields once it accepts on ``port``."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process=process)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 class RedisServer:

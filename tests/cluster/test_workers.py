@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,9 +13,9 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import eventually
-from tests.cluster.redis_server import RedisServer
+from tests.cluster.redis_server import RedisServer, listening
 from tests.protocol.clients import MCP_HEADERS, request
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port
 
 LIMITED = {"requests": 6, "per_seconds": 600, "key": "route"}
 
@@ -39,17 +38,9 @@ def write_config(directory: Path, upstream_url: str, port: int, redis_url: str |
 def workers(tmp_path: Path, redis: RedisServer, upstream_url: str) -> Iterator[str]:
     port = free_port()
     config = write_config(tmp_path, upstream_url, port, redis.url)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcpfence", "serve", "--config", str(config), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process=process)
+    command = [sys.executable, "-m", "mcpfence", "serve", "--config", str(config), "--workers", "2"]
+    with listening(command, port):  # SIGTERM at the end: the parent stops its workers
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 def test_two_workers_share_one_port(workers: str) -> None:

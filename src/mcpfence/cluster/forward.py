@@ -29,7 +29,7 @@ from mcpfence.cluster.redis import KEY_PREFIX
 from mcpfence.cluster.store import shared
 from mcpfence.transport.app import Route
 from mcpfence.transport.headers import downstream_response_headers
-from mcpfence.transport.http import Receive, Request, Scope, Send, send_jsonrpc_error
+from mcpfence.transport.http import BodyTooLarge, Receive, Request, Scope, Send, send_jsonrpc_error
 
 log = logging.getLogger("mcpfence")
 
@@ -82,11 +82,14 @@ def hosted_session_id(request: Request) -> str:
 class OwnerForwarding:
     """Wraps a route with hosted sessions: another replica's session goes to its owner."""
 
-    def __init__(self, route: Route, replicas: Replicas, secret: str, *, main_is_hosted: bool) -> None:
+    def __init__(
+        self, route: Route, replicas: Replicas, secret: str, *, main_is_hosted: bool, max_body_bytes: int
+    ) -> None:
         self.route = route
         self.replicas = replicas
         self._secret = secret
         self._main_is_hosted = main_is_hosted
+        self._max_body_bytes = max_body_bytes
         self._client: aiohttp.ClientSession | None = None
         self.serves_legacy_sse = getattr(route, "serves_legacy_sse", False)
 
@@ -131,7 +134,12 @@ class OwnerForwarding:
         headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS and k != SECRET_HEADER}
         headers[SECRET_HEADER] = self._secret
         url = base + request.path + (f"?{request.query.decode('latin-1')}" if request.query else "")
-        body = await request.body(64 * 1024 * 1024) if request.method == "POST" else None
+        try:
+            body = await request.body(self._max_body_bytes) if request.method == "POST" else None
+        except BodyTooLarge:
+            message = f"request body exceeds {self._max_body_bytes} bytes"
+            await send_jsonrpc_error(send, jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, message, status=413))
+            return
         try:
             async with self.client.request(request.method, url, headers=headers, data=body) as response:
                 out = downstream_response_headers(response.headers.items())
