@@ -15,10 +15,16 @@ DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 
 
 def render(upstream_ports: list[int], port: int, directory: Path) -> str:
-    """deploy/nginx.conf with the compose service names replaced by local ports."""
+    """deploy/nginx.conf with the compose service names replaced by local ports
+    (as many ``server`` lines as ports: the first ones, in order)."""
     text = DEPLOY_CONF.read_text()
     servers = iter(upstream_ports)
-    text = re.sub(r"server\s+mcpfence-\d+:\d+", lambda _: f"server 127.0.0.1:{next(servers)}", text)
+
+    def local(match: re.Match[str]) -> str:
+        port = next(servers, None)
+        return "" if port is None else f"{match.group(1)}server 127.0.0.1:{port}{match.group(2)}"
+
+    text = re.sub(r"(\s*)server\s+mcpfence-\d+:\d+([^;]*;)", local, text)
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     text = text.replace("pid /tmp/nginx.pid;", f"pid {directory}/nginx.pid;")
     temp = "".join(
