@@ -10,9 +10,10 @@ memory starts empty too.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,9 @@ from examples.upstreams.ipost import IPostStore
 from examples.upstreams.ipost import build_server as build_ipost
 from examples.upstreams.postmark import PostmarkStore
 from examples.upstreams.postmark import build_server as build_postmark
+from tests.cluster.nginx import nginx
+from tests.cluster.redis_server import redis_server
+from tests.cluster.topology import replicas
 from tests.servers import run_proxy, serve_asgi
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -64,20 +68,40 @@ def direct_world() -> Iterator[World]:
         yield world
 
 
-@pytest.fixture(scope="session")
-def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextmanager
+def _cluster(routes: list[dict[str, Any]], directory: Path) -> Iterator[str]:
+    """Three cluster-mode replicas sharing a Redis behind deploy/nginx.conf; yields nginx's URL."""
+    for folder in ("redis", "replicas", "nginx"):
+        (directory / folder).mkdir()
+    with (
+        redis_server(directory / "redis") as redis,
+        replicas(3, directory / "replicas", redis.url, routes, policies=[str(POLICIES)]) as running,
+        nginx([replica.proxy.port for replica in running], directory / "nginx") as url,
+    ):
+        yield url
+
+
+@pytest.fixture(scope="session", params=["one-process", "cluster"])
+def fenced_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """mcpfence as one process, and as three replicas behind a round-robin balancer."""
     with _upstreams() as upstream:
-        config = {
-            "policies": [str(POLICIES)],
-            "routes": [
-                {"name": "ipost", "path": "/ipost/mcp", "upstream": {"url": upstream.ipost_url}},
-                {"name": "postmark", "path": "/postmark/mcp", "upstream": {"url": upstream.postmark_url}},
-            ],
-        }
-        with run_proxy(config, tmp_path_factory.mktemp("fenced")) as proxy:
-            yield World(
-                upstream.ipost, upstream.postmark, proxy.url("/ipost/mcp"), proxy.url("/postmark/mcp")
-            )
+        routes: list[dict[str, Any]] = [
+            {"name": "ipost", "path": "/ipost/mcp", "upstream": {"url": upstream.ipost_url}},
+            {"name": "postmark", "path": "/postmark/mcp", "upstream": {"url": upstream.postmark_url}},
+        ]
+        directory = tmp_path_factory.mktemp("fenced")
+        if request.param == "cluster":
+            running: AbstractContextManager[str] = _cluster(routes, directory)
+        else:
+            running = _one_process({"policies": [str(POLICIES)], "routes": routes}, directory)
+        with running as base:
+            yield World(upstream.ipost, upstream.postmark, base + "/ipost/mcp", base + "/postmark/mcp")
+
+
+@contextmanager
+def _one_process(config: dict[str, Any], directory: Path) -> Iterator[str]:
+    with run_proxy(config, directory) as proxy:
+        yield proxy.base_url
 
 
 @pytest.fixture
