@@ -20,12 +20,17 @@ from tests.protocol.clients import (
 from tests.transports.conftest import stdio_upstream
 
 PATH = "/local/mcp"
+LIMITED = "/limited/mcp"
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, module_redis: RedisServer) -> Iterator[list[Replica]]:
     """Two replicas; the last test of this module stops the first."""
-    routes = [{"name": "local", "path": PATH, "upstream": stdio_upstream()}]
+    limit = {"requests": 2, "per_seconds": 600, "key": "client"}
+    routes = [
+        {"name": "local", "path": PATH, "upstream": stdio_upstream()},
+        {"name": "limited", "path": LIMITED, "upstream": stdio_upstream(), "rate_limit": limit},
+    ]
     directory = tmp_path_factory.mktemp("hosted")
     with replicas(2, directory, module_redis.url, routes, internal=True) as running:
         yield running
@@ -92,6 +97,29 @@ def test_the_internal_listener_refuses_requests_without_the_secret(pair: list[Re
     assert refused.status_code == 403
     headers = {**MCP_HEADERS, "x-mcpfence-cluster-secret": CLUSTER_SECRET}
     assert httpx.post(url, json=initialize_request(), headers=headers).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_forwarded_request_is_counted_for_its_client_not_the_forwarding_replica(
+    pair: list[Replica],
+) -> None:
+    owner, forwarder = pair[0].url(LIMITED), pair[1].url(LIMITED)
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        httpx.AsyncClient(headers=MCP_HEADERS, timeout=30) as first,
+        httpx.AsyncClient(headers=MCP_HEADERS, timeout=30, transport=elsewhere) as second,
+    ):
+        # The second client opens its session (1 of its 2), then the first spends its own two.
+        opened = await second.post(owner, json=initialize_request())
+        headers = session_headers(opened.headers["mcp-session-id"])
+        assert [(await first.post(owner, json=initialize_request())).status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        # Through the other replica, the owner still counts the second client's own bucket.
+        forwarded = await second.post(forwarder, json=request("ping", id=2), headers=headers)
+    assert forwarded.status_code == 200
 
 
 @pytest.mark.anyio

@@ -34,6 +34,8 @@ from mcpfence.transport.http import BodyTooLarge, Receive, Request, Scope, Send,
 log = logging.getLogger("mcpfence")
 
 SECRET_HEADER: Final = "x-mcpfence-cluster-secret"
+# The client's address, as the forwarding replica saw it; believed only with the secret.
+CLIENT_HEADER: Final = "x-mcpfence-client-address"
 SECRET_ENV: Final = "MCPFENCE_CLUSTER_SECRET"
 FORWARDED: Final = "mcpfence.forwarded"
 HEARTBEAT_SECONDS: Final = 2.0
@@ -131,8 +133,12 @@ class OwnerForwarding:
         return self._client
 
     async def _forward(self, base: str, request: Request, send: Send) -> None:
-        headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS and k != SECRET_HEADER}
+        internal = (SECRET_HEADER, CLIENT_HEADER)
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS and k not in internal}
         headers[SECRET_HEADER] = self._secret
+        peer = request.scope.get("client")
+        if peer:
+            headers[CLIENT_HEADER] = str(peer[0])
         url = base + request.path + (f"?{request.query.decode('latin-1')}" if request.query else "")
         try:
             body = await request.body(self._max_body_bytes) if request.method == "POST" else None
@@ -170,10 +176,14 @@ class InternalListener:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            presented = dict(scope["headers"]).get(SECRET_HEADER.encode(), b"")
+            headers = dict(scope["headers"])
+            presented = headers.get(SECRET_HEADER.encode(), b"")
             if not hmac.compare_digest(presented, self._secret):
                 refused = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "cluster secret required", status=403)
                 await send_jsonrpc_error(send, refused)
                 return
             scope = {**scope, FORWARDED: True}
+            client = headers.get(CLIENT_HEADER.encode())
+            if client:  # rate limits count the client, not the replica that forwarded
+                scope["client"] = (client.decode("latin-1"), 0)
         await self.app(scope, receive, send)  # type: ignore[operator]
