@@ -35,10 +35,11 @@ policy-test: $(STAMP)
 	$(BIN)/mcpfence check policies/ examples/demo.yaml
 	$(BIN)/mcpfence test policies/
 
-# The official MCP conformance suite, direct and through mcpfence (Node 22 installs locally).
+# The official MCP conformance suite: direct, through mcpfence, and through 3 replicas behind nginx
+# (Node 22 installs locally; the cluster run starts redis-server and nginx).
 conformance: $(STAMP)
 	npm ci --prefix tests/conformance --no-audit --no-fund
-	$(BIN)/python tests/conformance/run.py --proxy
+	$(BIN)/python tests/conformance/run.py --proxy --cluster
 
 # Throughput and latency beside nginx and a bare forwarder (installs nginx and wrk).
 bench: $(STAMP)

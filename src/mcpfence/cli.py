@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, type=Path)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the ports (needs cluster mode)"
+    )
 
     demo = commands.add_parser("demo", help="run the demo upstreams behind mcpfence")
     demo.add_argument("--port", type=int)
@@ -79,13 +82,17 @@ def _timestamp(text: str) -> datetime:
 def _serve(args: argparse.Namespace) -> int:
     from mcpfence.config import load_config
     from mcpfence.server import serve
+    from mcpfence.workers import check_workers, run_workers
 
     config = load_config(args.config)
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
-    serve(config)
-    return 0
+    check_workers(config, args.workers)
+    if args.workers == 1:
+        serve(config)
+        return 0
+    return run_workers(config, args.workers, lambda sockets: serve(config, sockets=sockets))
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mcpfence.access.exposure import MethodName
 from mcpfence.yamlsource import Diagnostic, Loc, SourceError, YamlDocument, load_yaml_documents
 
+REDIS_URL_ENV = "MCPFENCE_REDIS_URL"
+"""Turns cluster mode on when the config file has no ``cluster`` key."""
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -36,6 +38,8 @@ class ServerConfig(_Strict):
     admin_host: str = "127.0.0.1"
     admin_port: int | None = Field(None, ge=0, le=65535)
     allowed_origins: tuple[str, ...] = ()
+    # The base of the route URLs the admin API returns (behind a load balancer: its URL).
+    public_url: str | None = Field(None, pattern=r"^https?://")
 
 
 class DecisionLogConfig(_Strict):
@@ -59,6 +63,21 @@ class ConsoleConfig(_Strict):
 
 class StorageConfig(_Strict):
     path: str = "mcpfence.db"
+
+
+class ClusterConfig(_Strict):
+    """Shared state in Redis: every replica and worker becomes interchangeable."""
+
+    redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    # Replica-to-replica forwarding of the sessions mcpfence hosts (needs MCPFENCE_CLUSTER_SECRET).
+    internal_port: int | None = Field(None, ge=0, le=65535)
+    internal_host: str = "127.0.0.1"
+    internal_url: str | None = Field(None, pattern=r"^https?://")
+    """How other replicas reach this one; default ``http://{internal_host}:{internal_port}``."""
+
+    @property
+    def advertised_url(self) -> str:
+        return self.internal_url or f"http://{self.internal_host}:{self.internal_port}"
 
 
 class UpstreamConfig(_Strict):
@@ -151,6 +170,7 @@ class Config(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
     storage: StorageConfig = StorageConfig()
     console: ConsoleConfig = ConsoleConfig()
+    cluster: ClusterConfig | None = None
     tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = ()
 
@@ -218,7 +238,10 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if len(documents) != 1 or not isinstance(documents[0].data, dict):
         raise SourceError([Diagnostic(str(path), 1, 1, "a config file holds one YAML mapping")])
     doc = documents[0]
-    data = _expand(doc.data, (), os.environ if env is None else env, doc)
+    env = os.environ if env is None else env
+    data = _expand(doc.data, (), env, doc)
+    if REDIS_URL_ENV in env and "cluster" not in data:
+        data = {**data, "cluster": {"redis_url": env[REDIS_URL_ENV]}}
     try:
         return Config.model_validate({**data, "base_dir": path.resolve().parent})
     except ValidationError as exc:

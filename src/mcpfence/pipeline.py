@@ -10,6 +10,13 @@ Messages the upstream sends on its own (notifications, server-to-client
 requests) pass :meth:`Pipeline.server_message`; one that an addon fails on is
 dropped, never relayed unchecked.
 
+Hooks are synchronous. Shared state (cluster mode) needs I/O, so two awaits
+frame them: :meth:`Pipeline.prepare` once per POST before the request hooks
+(addons with a ``prepare`` coroutine fetch what they will read), and
+:meth:`Pipeline.settle` before answers leave (awaiting what response hooks
+left in ``flow.notes["settle"]``, so a client's next request, on any replica,
+sees what this one recorded).
+
 The transport never knows what the addons do; the addons never know which
 transport carried the message. Data flows one way: transport → pipeline → addons.
 """
@@ -121,14 +128,26 @@ class Pipeline:
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         """Before a POST's requests pass :meth:`request`: let addons fetch what they need.
 
-        A failure here is logged and forwards nothing: the request hooks then decide
-        with what is known, and refuse what they cannot check.
+        An addon's own refusal (:class:`JsonRpcError`: shared state unreachable) is
+        raised, and the transport answers it. Any other failure is logged and forwards
+        nothing: the request hooks then decide with what is known, and refuse what
+        they cannot check.
         """
         for addon in self._preparing:
             try:
                 await addon.prepare(context, messages)
+            except jsonrpc.JsonRpcError:
+                raise
             except Exception:
                 log.exception("route %s: preparing to check a request failed", context.route)
+
+    @staticmethod
+    async def settle(flows: Sequence[Flow]) -> None:
+        """Wait until what the response hooks recorded for ``flows`` is stored."""
+        for flow in flows:
+            pending = flow.notes.pop("settle", None)
+            if pending is not None:
+                await pending
 
     def request(self, flow: Flow) -> None:
         """Run the request hooks; an addon that fails refuses the request (fail closed)."""

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
@@ -20,8 +21,8 @@ from starlette.routing import Mount, Route
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
-from mcpfence.access.ratelimit import RateLimit
-from mcpfence.access.store import SQLiteStore, TokenRoute
+from mcpfence.access.ratelimit import RateCounter, RateLimit, RateLimiter
+from mcpfence.access.store import SQLiteStore, Store, TokenRoute
 from mcpfence.access.tokens import ApiTokens, find_route
 from mcpfence.addons.exposure import ExposureAddon
 from mcpfence.addons.policy import PolicyAddon, PolicyHolder
@@ -31,6 +32,12 @@ from mcpfence.admin.expiry import run_expiry_purge
 from mcpfence.admin.upstream_tools import ToolInfo, list_upstream_tools
 from mcpfence.cache_scope import CacheScopedPipeline
 from mcpfence.catalog import ToolCatalog
+from mcpfence.cluster import SharedStateUnavailable
+from mcpfence.cluster.redis import connect as connect_redis
+from mcpfence.cluster.redis import reachable as redis_reachable
+
+if TYPE_CHECKING:
+    from mcpfence.cluster.forward import Replicas
 from mcpfence.config import Config, ConfigError, ExposeConfig, RouteConfig
 from mcpfence.console.app import Console, ConsoleContext, ReloadStatus
 from mcpfence.console.decisions import DecisionStore
@@ -43,7 +50,9 @@ from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.telemetry.sealing import sealer
 from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
+from mcpfence.transport.app import Route as ProxyRoute
 from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
+from mcpfence.transport.hosted import HostedRoute
 from mcpfence.transport.limits import StreamCaps
 from mcpfence.transport.link import Link
 from mcpfence.transport.streamable_http import StreamableHttpRoute
@@ -67,7 +76,6 @@ class Proxy:
         self.config = config
         self.policies = PolicyHolder(load_policy_set(config.policy_paths))
         self.catalog = ToolCatalog()
-        self.memory = SessionMemory()
         # Prometheus metrics are served on the admin listener; without one, only the
         # OTEL_* exporters record metrics (none configured: metrics cost nothing).
         self.telemetry = Telemetry.setup(
@@ -76,16 +84,19 @@ class Proxy:
         self.decision_log = self._decision_log()
         self.reloads = ReloadStatus()
         self._console_store: DecisionStore | None = None
-        admin = config.server.admin_port is not None
-        self.store = SQLiteStore(config.resolve(config.storage.path)) if admin else None
+        self.redis = connect_redis(config.cluster.redis_url) if config.cluster is not None else None
+        self.store = self._store()
+        self.memory = self._session_memory()
         self.upstreams: dict[str, Upstream] = {}
         self._listings: dict[str, SelfListing] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._closing: list[Callable[[], Awaitable[None]]] = []
         self.endpoints: list[RouteEndpoints] = []
+        self.forwarding = self._forwarding()
         # A private route (``public: false``) is reached only through its token routes.
-        routes = {route.path: self._endpoints(route) for route in config.routes if route.public}
+        routes = {route.path: self._owned(self._endpoints(route)) for route in config.routes if route.public}
         self.app = ProxyApp(
             routes,
             OriginGuard(config.server.allowed_origins),
@@ -93,7 +104,68 @@ class Proxy:
             lifespan=self.start,
             shutdown=self.close,
             hosts=HostGuard(config.server.host),
+            readiness=self._readiness,
         )
+
+    def _forwarding(self) -> tuple[Replicas, str] | None:
+        """Cluster mode with an internal port: hosted sessions are forwarded to their owner."""
+        cluster = self.config.cluster
+        if self.redis is None or cluster is None or cluster.internal_port is None:
+            return None
+        from mcpfence.cluster.forward import SECRET_ENV, Replicas
+
+        secret = os.environ.get(SECRET_ENV, "")
+        if len(secret) < 16:
+            raise ConfigError(f"cluster.internal_port needs {SECRET_ENV} (16 characters or more)")
+        return Replicas(self.redis, cluster.advertised_url), secret
+
+    def _owned(self, endpoints: RouteEndpoints) -> ProxyRoute:
+        """The route as clients reach it: with forwarding to session owners in cluster mode."""
+        if self.forwarding is None:
+            return endpoints
+        from mcpfence.cluster.forward import OwnerForwarding
+
+        replicas, secret = self.forwarding
+        endpoints.table.id_prefix = replicas.session_prefix()
+        forwarding = OwnerForwarding(
+            endpoints,
+            replicas,
+            secret,
+            main_is_hosted=isinstance(endpoints.main, HostedRoute),
+            max_body_bytes=self.config.server.max_body_bytes,
+        )
+        self._closing.append(forwarding.close_client)
+        return forwarding
+
+    def internal_app(self) -> Any:
+        """The replica-to-replica listener (``cluster.internal_port``)."""
+        from mcpfence.cluster.forward import InternalListener
+
+        assert self.forwarding is not None
+        return InternalListener(self.app, self.forwarding[1])
+
+    def _store(self) -> Store | None:
+        """Redis in cluster mode (every replica serves token routes); else SQLite with an admin port."""
+        if self.redis is not None:
+            from mcpfence.cluster.store import RedisStore
+
+            return RedisStore(self.redis)
+        if self.config.server.admin_port is None:
+            return None
+        return SQLiteStore(self.config.resolve(self.config.storage.path))
+
+    def _session_memory(self) -> SessionMemory:
+        """Shared through Redis in cluster mode, so a history-based policy decides alike everywhere."""
+        if self.redis is not None:
+            from mcpfence.cluster.session import RedisSessionMemory
+
+            return RedisSessionMemory(self.redis)
+        return SessionMemory()
+
+    async def _readiness(self) -> str | None:
+        if self.redis is not None and not await redis_reachable(self.redis):
+            return "shared state (Redis) unreachable"
+        return None
 
     # -- routes -------------------------------------------------------------
 
@@ -174,10 +246,18 @@ class Proxy:
         needs_token = token_route is not None and token_route.require_api_token_auth
         if route.rate_limit is None and not needs_token:
             return None
-        limit = RateLimit(**route.rate_limit.model_dump()) if route.rate_limit else None
+        counter = self._rate_counter(RateLimit(**route.rate_limit.model_dump())) if route.rate_limit else None
         api_tokens = ApiTokens(self.store) if needs_token and self.store is not None else None
         name = token_route.name if token_route is not None else route.name
-        return AccessGuard(name, api_tokens, limit)
+        return AccessGuard(name, api_tokens, counter)
+
+    def _rate_counter(self, limit: RateLimit) -> RateCounter:
+        """Counted globally in Redis in cluster mode; in this process otherwise."""
+        if self.redis is not None:
+            from mcpfence.cluster.ratelimit import RedisRateCounter
+
+            return RedisRateCounter(self.redis, limit)
+        return RateLimiter(limit)
 
     def _listing(self, route: RouteConfig) -> SelfListing:
         """The route's own tools/list, shared by its relay, hosted sessions and token routes."""
@@ -286,7 +366,7 @@ class Proxy:
             console = self._console()
             return create_admin_app(
                 self.store,
-                public_url=f"http://{server.host}:{server.port}",
+                public_url=server.public_url or f"http://{server.host}:{server.port}",
                 # Token routes reuse a config route's HTTP client; stdio routes have none.
                 upstreams=[r.name for r in self.config.routes if r.upstream.url is not None],
                 tag_globs=self.config.tags,
@@ -340,7 +420,12 @@ class Proxy:
             watcher = PolicyWatcher(self.config.policy_paths, self._reloaded, self._reload_failed)
             self._tasks.append(asyncio.create_task(watcher.run()))
         if self.store is not None:
+            with contextlib.suppress(SharedStateUnavailable):  # watch() keeps trying
+                await self.store.load()
+            self._tasks.append(asyncio.create_task(self.store.watch(self._route_removed)))
             self._tasks.append(asyncio.create_task(run_expiry_purge(self.store, self._route_removed)))
+        if self.forwarding is not None:
+            self._tasks.append(asyncio.create_task(self.forwarding[0].heartbeat()))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -349,6 +434,8 @@ class Proxy:
                 await task
         for endpoints in self.endpoints:
             await endpoints.close()
+        for close in self._closing:
+            await close()
         for upstream in self.upstreams.values():
             await upstream.close()
         if self.decision_log is not None:
@@ -357,6 +444,8 @@ class Proxy:
             self.store.close()
         if self._console_store is not None:
             self._console_store.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.telemetry.shutdown()
 
 
@@ -376,9 +465,12 @@ def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None] | None) -> None:
+async def _serve_all(
+    listeners: list[tuple[uvicorn.Server, list[socket.socket]]], on_ready: Callable[[], None] | None
+) -> None:
     """Run the listeners together; when one stops (a signal, a failure) stop them all."""
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    servers = [server for server, _ in listeners]
+    tasks = [asyncio.create_task(server.serve(sockets=bound or None)) for server, bound in listeners]
     if on_ready is not None:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -392,25 +484,37 @@ async def _serve_all(servers: list[uvicorn.Server], on_ready: Callable[[], None]
     await asyncio.gather(*tasks)
 
 
-def serve(config: Config, on_ready: Callable[[], None] | None = None) -> None:
+def serve(
+    config: Config,
+    on_ready: Callable[[], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Run the proxy (and the admin listener, when configured) until interrupted;
-    ``on_ready`` runs once every listener accepts connections."""
+    ``on_ready`` runs once every listener accepts connections. ``sockets`` are
+    listeners already bound by a pre-fork parent (proxy first, then admin)."""
     server = config.server
+    bound = list(sockets or [])
     try:
         proxy = Proxy(config)
-        listeners = [_uvicorn(proxy.app, server.host, server.port)]
+        listeners = [(_uvicorn(proxy.app, server.host, server.port), bound[:1])]
         if server.admin_port is not None:
-            listeners.append(_uvicorn(proxy.admin_app(), server.admin_host, server.admin_port))
+            admin = _uvicorn(proxy.admin_app(), server.admin_host, server.admin_port)
+            listeners.append((admin, bound[1:2]))
+        cluster = config.cluster
+        if proxy.forwarding is not None and cluster is not None and cluster.internal_port is not None:
+            internal = _uvicorn(proxy.internal_app(), cluster.internal_host, cluster.internal_port)
+            listeners.append((internal, []))
     except ValueError as error:  # e.g. an unknown OTEL_*_EXPORTER
         raise ConfigError(str(error)) from error
-    base = f"http://{server.host}:{server.port}"
-    for route in config.routes:
-        url = route.upstream.url
-        target = redact_url(url) if url is not None else " ".join(route.upstream.command or ())
-        log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
-    if server.admin_port is not None:
-        admin = f"http://{server.admin_host}:{server.admin_port}"
-        log.info("admin listener: API %s/admin, console %s/ui/, metrics %s/metrics", admin, admin, admin)
+    if sockets is None:
+        base = f"http://{server.host}:{server.port}"
+        for route in config.routes:
+            url = route.upstream.url
+            target = redact_url(url) if url is not None else " ".join(route.upstream.command or ())
+            log.info("route %s: %s%s -> %s", route.name, base, route.path, target)
+        if server.admin_port is not None:
+            at = f"http://{server.admin_host}:{server.admin_port}"
+            log.info("admin listener: API %s/admin, console %s/ui/, metrics %s/metrics", at, at, at)
     # uvicorn's loop setting applies only to Server.run(); with several listeners we
     # run the loop ourselves, on uvloop (measured: ~20% more calls per second).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

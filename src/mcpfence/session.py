@@ -6,43 +6,52 @@ its ``result`` (the tool's ``structuredContent``, when small), so a policy can
 check a call against what an earlier one returned (a DataTable's columns).
 Memory is keyed by route plus the session id, else the client, else the route
 alone (stateless traffic from anonymous clients). It lives in process memory
-only: bounded entries, bounded sessions, and idle sessions expire, so an agent
-cannot grow it without limit.
+only: bounded weight (roughly bytes) and entries per session, bounded sessions,
+and idle sessions expire, so an agent cannot grow it without limit, nor make
+every later policy evaluation slower by having large results remembered. A call
+whose arguments alone outweigh the session budget is remembered by its tool and
+outcome only.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcpfence.policy.opaque import TokenMemory
 
-# A remembered result may weigh this much (characters of strings plus one per value).
+# Weights count characters of strings plus one per value (about bytes of JSON).
+# A remembered result may weigh this much; a larger one is remembered as None.
 MAX_REMEMBERED_RESULT = 16_384
+# All remembered calls of one session together; the oldest go first.
+MAX_SESSION_WEIGHT = 65_536
+# All remembered opaque tokens of one session together.
+MAX_TOKEN_WEIGHT = 65_536
 
 
-def _fits(value: Any, budget: int) -> bool:
-    """Whether ``value`` weighs at most ``budget``; stops counting as soon as it does not."""
+def _weight(value: Any, budget: int) -> int | None:
+    """What ``value`` weighs, or None once it exceeds ``budget`` (counting stops there)."""
+    total = 0
     pending = [value]
     while pending:
         item = pending.pop()
-        budget -= len(item) + 1 if isinstance(item, str) else 1
-        if budget < 0:
-            return False
+        total += len(item) + 1 if isinstance(item, str) else 1
+        if total > budget:
+            return None
         if isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return True
+    return total
 
 
 def remembered(result: Any) -> Any:
     """What ``session.calls`` keeps of a structured result: all of it when small, else None."""
-    return result if result is not None and _fits(result, MAX_REMEMBERED_RESULT) else None
+    return result if result is not None and _weight(result, MAX_REMEMBERED_RESULT) is not None else None
 
 
 @dataclass
@@ -50,20 +59,44 @@ class SessionState:
     """What one session has done so far."""
 
     calls: deque[Mapping[str, Any]]
+    max_calls: int = 100
     tokens: TokenMemory = field(default_factory=TokenMemory)
     seen: float = field(default_factory=time.monotonic)
+    _weights: deque[int] = field(default_factory=deque)
+    _calls_weight: int = 0
+    _tokens_weight: int = 0
 
-    def record_call(self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None) -> None:
-        """Remember a forwarded call; its structured result only when it is small."""
-        self.calls.append({"tool": tool, "args": args, "ok": ok, "result": remembered(result)})
+    def record_call(
+        self, tool: str, args: Mapping[str, Any], ok: bool, result: Any = None
+    ) -> Mapping[str, Any]:
+        """Remember a forwarded call (its structured result only when small); the oldest
+        calls go while the session's calls weigh more than ``MAX_SESSION_WEIGHT``."""
+        call = {"tool": tool, "args": args, "ok": ok, "result": remembered(result)}
+        weight = _weight(call, MAX_SESSION_WEIGHT)
+        if weight is None:  # arguments alone over the whole budget: keep the call, not them
+            call, weight = {**call, "args": {}, "result": None}, 16 + len(tool)
+        self.calls.append(call)
+        self._weights.append(weight)
+        self._calls_weight += weight
+        while len(self.calls) > self.max_calls or self._calls_weight > MAX_SESSION_WEIGHT:
+            self.calls.popleft()
+            self._calls_weight -= self._weights.popleft()
+        return call
 
-    def remember_tokens(self, tokens: Iterable[str], limit: int) -> None:
+    def remember_tokens(self, tokens: Iterable[str], limit: int) -> list[str]:
+        """Remember tokens not known yet (the oldest go past the bounds); those added."""
+        added = []
         for token in tokens:
-            if token in self.tokens:
+            if token in self.tokens or len(token) > MAX_TOKEN_WEIGHT:
                 continue
+            added.append(token)
             self.tokens.add(token)
-            if len(self.tokens) > limit:
-                self.tokens.discard(next(iter(self.tokens)))
+            self._tokens_weight += len(token)
+            while len(self.tokens) > limit or self._tokens_weight > MAX_TOKEN_WEIGHT:
+                oldest = next(iter(self.tokens))
+                self.tokens.discard(oldest)
+                self._tokens_weight -= len(oldest)
+        return added
 
 
 class SessionMemory:
@@ -82,6 +115,13 @@ class SessionMemory:
         self.max_tokens = max_tokens
         self._states: OrderedDict[str, SessionState] = OrderedDict()
 
+    async def load(self, key: str) -> None:
+        """Fetch ``key``'s state from the shared store; in process memory there is none."""
+
+    def store(self, key: str, call: Mapping[str, Any], tokens: list[str]) -> Awaitable[None] | None:
+        """Write what :meth:`SessionState.record_call` kept to the shared store (None: nothing to do)."""
+        return None
+
     @staticmethod
     def key(route: str, session_id: str, client_id: str) -> str:
         if session_id:
@@ -90,11 +130,17 @@ class SessionMemory:
             return f"{route}\x00c\x00{client_id}"
         return f"{route}\x00r"
 
+    def install(self, key: str, state: SessionState) -> None:
+        """Make ``state`` the one :meth:`get` returns for ``key`` (freshly loaded from a store)."""
+        self._states[key] = state
+        self._states.move_to_end(key)
+        self._evict(time.monotonic())
+
     def get(self, key: str) -> SessionState:
         now = time.monotonic()
         state = self._states.get(key)
         if state is None or now - state.seen > self.ttl_seconds:
-            state = SessionState(deque(maxlen=self.max_calls))
+            state = SessionState(deque(), self.max_calls)
             self._states[key] = state
             self._evict(now)
         else:

@@ -7,7 +7,8 @@ from email.utils import formatdate
 import pytest
 
 from mcpfence.access.ratelimit import (
-    BucketKey,
+    Caller,
+    RateDecision,
     RateLimit,
     RateLimiter,
     normalize_upstream_headers,
@@ -27,14 +28,16 @@ def limiter(limit: RateLimit, clock: FakeClock, max_buckets: int = 100) -> RateL
     return RateLimiter(limit, max_buckets=max_buckets, clock=clock)
 
 
-def session_key(limit: RateLimit, session: str = "s", tool: str | None = None) -> BucketKey:
-    return limit.bucket_key("crm", session_id=session, client_id="", tool=tool)
+def check(buckets: RateLimiter, session: str = "s", tool: str | None = None, count: int = 1) -> RateDecision:
+    """One POST of ``count`` requests (to ``tool``) in a verified session."""
+    caller = Caller(session, "", "127.0.0.1", session_verified=True)
+    return buckets.draw(buckets.limit.counts("crm", caller, [tool] * count, session_known=True))
 
 
 def test_burst_beyond_the_limit_is_refused() -> None:
     limit = RateLimit(requests=3, per_seconds=60)
     buckets = limiter(limit, FakeClock())
-    decisions = [buckets.check(session_key(limit)) for _ in range(4)]
+    decisions = [check(buckets) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions] == [2, 1, 0, 0]
 
@@ -43,22 +46,20 @@ def test_bucket_refills_at_the_configured_rate() -> None:
     clock = FakeClock()
     limit = RateLimit(requests=2, per_seconds=10)
     buckets = limiter(limit, clock)
-    k = session_key(limit)
-    buckets.check(k)
-    buckets.check(k)
-    assert not buckets.check(k).allowed
+    check(buckets)
+    check(buckets)
+    assert not check(buckets).allowed
     clock.now += 5
-    assert buckets.check(k).allowed
-    assert not buckets.check(k).allowed
+    assert check(buckets).allowed
+    assert not check(buckets).allowed
 
 
 def test_refusal_reports_retry_after_and_reset() -> None:
     limit = RateLimit(requests=2, per_seconds=10)
     buckets = limiter(limit, FakeClock())
-    k = session_key(limit)
-    buckets.check(k)
-    buckets.check(k)
-    refused = buckets.check(k)
+    check(buckets)
+    check(buckets)
+    refused = check(buckets)
     assert rate_limit_headers(refused) == {
         "RateLimit-Limit": "2",
         "RateLimit-Remaining": "0",
@@ -69,7 +70,7 @@ def test_refusal_reports_retry_after_and_reset() -> None:
 
 def test_allowed_request_headers_omit_retry_after() -> None:
     limit = RateLimit(requests=5, per_seconds=60)
-    decision = limiter(limit, FakeClock()).check(session_key(limit))
+    decision = check(limiter(limit, FakeClock()))
     assert rate_limit_headers(decision) == {
         "RateLimit-Limit": "5",
         "RateLimit-Remaining": "4",
@@ -80,30 +81,52 @@ def test_allowed_request_headers_omit_retry_after() -> None:
 def test_sessions_have_separate_buckets() -> None:
     limit = RateLimit(requests=1, per_seconds=60, key="session")
     buckets = limiter(limit, FakeClock())
-    assert buckets.check(session_key(limit, "a")).allowed
-    assert buckets.check(session_key(limit, "b")).allowed
+    assert check(buckets, "a").allowed
+    assert check(buckets, "b").allowed
 
 
 def test_route_key_shares_one_bucket_across_sessions() -> None:
     limit = RateLimit(requests=1, per_seconds=60, key="route")
     buckets = limiter(limit, FakeClock())
-    assert buckets.check(session_key(limit, "a")).allowed
-    assert not buckets.check(session_key(limit, "b")).allowed
+    assert check(buckets, "a").allowed
+    assert not check(buckets, "b").allowed
 
 
 def test_client_key_shares_a_bucket_across_one_clients_sessions() -> None:
     limit = RateLimit(requests=1, per_seconds=60, key="client")
-    assert limit.bucket_key("crm", session_id="a", client_id="acme", tool=None) == (
-        limit.bucket_key("crm", session_id="b", client_id="acme", tool=None)
-    )
+    first, second = Caller("a", "acme", "10.0.0.1", True), Caller("b", "acme", "10.0.0.2", True)
+    assert limit.counts("crm", first, [None], True) == limit.counts("crm", second, [None], True)
+
+
+def test_without_an_api_token_clients_are_told_apart_by_address() -> None:
+    limit = RateLimit(requests=1, per_seconds=60, key="client")
+    first, second = Caller("", "", "10.0.0.1"), Caller("", "", "10.0.0.2")
+    assert limit.counts("crm", first, [None], False) != limit.counts("crm", second, [None], False)
+
+
+@pytest.mark.anyio
+async def test_a_session_id_counts_as_a_session_only_once_seen_issued() -> None:
+    limit = RateLimit(requests=1, per_seconds=60, key="session")
+    buckets = limiter(limit, FakeClock())
+    invented = [Caller(f"made-up-{i}", "", "10.0.0.1") for i in range(2)]
+    assert [(await buckets.take("crm", c, [None])).allowed for c in invented] == [True, False]
+    await buckets.session_issued("crm", "real")
+    assert (await buckets.take("crm", Caller("real", "", "10.0.0.1"), [None])).allowed
+
+
+def test_a_batch_is_admitted_whole_or_refused_whole() -> None:
+    buckets = limiter(RateLimit(requests=3, per_seconds=60), FakeClock())
+    assert not check(buckets, count=4).allowed
+    assert check(buckets, count=3).allowed
+    assert not check(buckets).allowed
 
 
 def test_per_tool_limits_count_each_tool_apart() -> None:
     limit = RateLimit(requests=1, per_seconds=60, per_tool=True)
     buckets = limiter(limit, FakeClock())
-    assert buckets.check(session_key(limit, "s", "a")).allowed
-    assert buckets.check(session_key(limit, "s", "b")).allowed
-    assert not buckets.check(session_key(limit, "s", "a")).allowed
+    assert check(buckets, "s", "a").allowed
+    assert check(buckets, "s", "b").allowed
+    assert not check(buckets, "s", "a").allowed
 
 
 def test_idle_buckets_are_evicted() -> None:
@@ -111,9 +134,9 @@ def test_idle_buckets_are_evicted() -> None:
     limit = RateLimit(requests=1, per_seconds=10)
     buckets = limiter(limit, clock)
     for session in ("a", "b", "c"):
-        buckets.check(session_key(limit, session))
+        check(buckets, session)
     clock.now += 10
-    buckets.check(session_key(limit, "d"))
+    check(buckets, "d")
     assert len(buckets) == 1
 
 
@@ -121,7 +144,7 @@ def test_bucket_count_never_exceeds_the_bound() -> None:
     limit = RateLimit(requests=1, per_seconds=10)
     buckets = limiter(limit, FakeClock(), max_buckets=50)
     for i in range(200):
-        buckets.check(session_key(limit, str(i)))
+        check(buckets, str(i))
     assert len(buckets) == 50
 
 

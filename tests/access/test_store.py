@@ -6,11 +6,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from mcpfence.access.store import MIGRATIONS, ApiToken, SQLiteStore, StoreConflict, TokenRoute
 from mcpfence.access.tokens import hash_token
 from mcpfence.admin.expiry import purge_expired_routes
+from tests.cluster.conftest import until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -148,3 +150,23 @@ async def test_api_tokens_are_deleted_by_name(tmp_path: Path) -> None:
     assert await store.delete_api_token("agent")
     assert not await store.delete_api_token("agent")
     assert store.api_tokens() == []
+
+
+@pytest.mark.anyio
+async def test_two_processes_on_one_file_agree_about_a_revoked_route(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "db"), SQLiteStore(tmp_path / "db")
+    removed: list[str] = []
+
+    async def on_removed(route_id: str) -> None:
+        removed.append(route_id)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(b.watch, on_removed)
+        await a.add_route(make_route())
+        await until(lambda: b.route_by_token_hash(hash_token("token-acme")) == make_route())
+        assert await a.delete_route("id-acme")
+        await until(lambda: b.route_by_token_hash(hash_token("token-acme")) is None)
+        group.cancel_scope.cancel()
+    assert removed == ["id-acme"]
+    a.close()
+    b.close()

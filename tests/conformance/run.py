@@ -1,6 +1,6 @@
 """Run the official MCP conformance suite against our conformance server, direct and proxied.
 
-    python tests/conformance/run.py [--proxy] [--results DIR] [--upstream URL]
+    python tests/conformance/run.py [--proxy] [--cluster] [--results DIR] [--upstream URL]
 
 The suite (npm ``@modelcontextprotocol/conformance``, pinned with Node 22 in this folder's
 package.json; install with ``npm ci --prefix tests/conformance``) runs in server mode, once per
@@ -227,6 +227,23 @@ def run_proxied(upstream: str, out: Path) -> Score | None:
         return None
 
 
+def run_clustered(upstream: str, out: Path) -> Score:
+    """The suite through three cluster-mode replicas behind deploy/nginx.conf's round robin."""
+    from tests.cluster.nginx import nginx
+    from tests.cluster.redis_server import redis_server
+    from tests.cluster.topology import replicas
+
+    for folder in ("redis", "replicas", "nginx"):
+        (out / folder).mkdir()
+    routes = proxy_config(upstream)["routes"]
+    with (
+        redis_server(out / "redis") as redis,
+        replicas(3, out / "replicas", redis.url, routes) as running,
+        nginx([replica.proxy.port for replica in running], out / "nginx") as url,
+    ):
+        return run_suite(url + ROUTE_PATH, out, "cluster")
+
+
 def startup_output(config: Path) -> str:
     """What ``mcpfence serve`` says when it will not start (run_proxy keeps that to itself)."""
     command = [sys.executable, "-m", "mcpfence", "serve", "--config", str(config)]
@@ -248,6 +265,7 @@ def report(label: str, score: Score) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", action="store_true", help="also run through mcpfence serve")
+    parser.add_argument("--cluster", action="store_true", help="also through 3 replicas behind nginx")
     parser.add_argument("--results", type=Path, help="keep checks.json files and logs here")
     parser.add_argument("--upstream", help="test the MCP server at this URL instead of server.py")
     args = parser.parse_args(argv)
@@ -266,14 +284,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.proxy:
                 return 1 if direct.count("FAILURE") or not direct.total() else 0
             proxied = run_proxied(upstream, out)
+            clustered = run_clustered(upstream, out) if args.cluster else None
         if proxied is None:
             return 1
-        report("proxied", proxied)
-        lines = differences(direct, proxied)
-        print(f"differences: {len(lines) // 3}")
-        for line in lines:
-            print(line)
-        return 1 if proxied.passed() < direct.passed() or not direct.total() else 0
+        worse = False
+        for label, score in (("proxied", proxied), ("cluster", clustered)):
+            if score is None:
+                continue
+            report(label, score)
+            lines = differences(direct, score)
+            print(f"differences ({label}): {len(lines) // 3}")
+            for line in lines:
+                print(line)
+            worse = worse or score.passed() < direct.passed()
+        return 1 if worse or not direct.total() else 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcpfence import policy_cli
-from mcpfence.config import load_config
+from mcpfence.config import Config, load_config
 from tests.servers import serve_asgi
 from tests.telemetry.conftest import Recorded
 
@@ -114,9 +114,20 @@ def test_dockerfile_runs_mcpfence_serve_as_non_root() -> None:
 # docker-compose.yml
 
 
+REPLICAS = ["mcpfence-1", "mcpfence-2", "mcpfence-3"]
+MCPFENCE = SERVICES["mcpfence-1"]
+
+
+def compose_config(replica: str = "mcpfence-1") -> Config:
+    """deploy/mcpfence.yaml as one compose replica reads it."""
+    return load_config(DEPLOY / "mcpfence.yaml", env=SERVICES[replica]["environment"])
+
+
 def test_compose_runs_the_whole_stack() -> None:
     assert set(SERVICES) == {
-        "mcpfence",
+        *REPLICAS,
+        "nginx",
+        "redis",
         "ipost",
         "postmark",
         "otel-collector",
@@ -127,7 +138,7 @@ def test_compose_runs_the_whole_stack() -> None:
 
 
 def test_compose_builds_mcpfence_from_the_deploy_dockerfile() -> None:
-    build = SERVICES["mcpfence"]["build"]
+    build = MCPFENCE["build"]
     context = (DEPLOY / build["context"]).resolve()
     assert context == REPO
     assert (context / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
@@ -155,14 +166,14 @@ def test_compose_publishes_distinct_ports_on_loopback_only() -> None:
 
 
 def test_compose_mounts_the_config_that_mcpfence_serve_reads() -> None:
-    service = SERVICES["mcpfence"]
+    service = MCPFENCE
     targets = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
     config = option(service["command"], "--config")
     assert (DEPLOY / targets[config]).resolve() == DEPLOY / "mcpfence.yaml"
 
 
 def test_compose_config_is_valid_and_its_routes_reach_the_upstream_services() -> None:
-    config = load_config(DEPLOY / "mcpfence.yaml", env={})
+    config = compose_config()
     for route in config.routes:
         assert route.upstream.url is not None
         url = urlsplit(route.upstream.url)
@@ -173,20 +184,79 @@ def test_compose_config_is_valid_and_its_routes_reach_the_upstream_services() ->
 
 
 def test_compose_policies_are_the_packs_baked_into_the_image() -> None:
-    config = load_config(DEPLOY / "mcpfence.yaml", env={})
+    config = compose_config()
     assert [str(p) for p in config.policy_paths] == ["/app/policies"]
     assert ("WORKDIR", "/app") in dockerfile()
     assert ("COPY", "policies ./policies") in dockerfile()
 
 
 def test_mcpfence_sends_otlp_to_the_collectors_receiver() -> None:
-    environment = SERVICES["mcpfence"]["environment"]
+    environment = MCPFENCE["environment"]
     endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
     protocol = {"http/protobuf": "http", "grpc": "grpc"}[environment["OTEL_EXPORTER_OTLP_PROTOCOL"]]
     assert endpoint.hostname == "otel-collector"
     receiver = COLLECTOR["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
     assert port_of(receiver) == endpoint.port
     assert environment["OTEL_TRACES_EXPORTER"] == environment["OTEL_METRICS_EXPORTER"] == "otlp"
+
+
+# The cluster: replicas behind nginx round robin, state in Redis
+
+
+def test_compose_replicas_differ_only_in_their_internal_url() -> None:
+    def without_url(service: dict[str, Any]) -> dict[str, Any]:
+        environment = {k: v for k, v in service["environment"].items() if k != "MCPFENCE_INTERNAL_URL"}
+        return {**service, "environment": environment}
+
+    assert all(without_url(SERVICES[name]) == without_url(MCPFENCE) for name in REPLICAS)
+    for name in REPLICAS:
+        cluster = compose_config(name).cluster
+        assert cluster is not None
+        url = urlsplit(cluster.advertised_url)
+        assert url.hostname == name
+        assert url.port == cluster.internal_port
+        assert str(url.port) in SERVICES[name]["expose"]
+
+
+def test_compose_config_shares_state_through_the_redis_service() -> None:
+    config = compose_config()
+    assert config.cluster is not None
+    url = urlsplit(config.cluster.redis_url)
+    assert url.hostname == "redis"
+    assert str(url.port) in SERVICES["redis"]["expose"]
+    assert "redis" in MCPFENCE["depends_on"]
+
+
+def test_compose_redis_persists_with_aof_on_a_named_volume() -> None:
+    redis = SERVICES["redis"]
+    command = redis["command"]
+    assert option(command, "--appendonly") == "yes"
+    assert any(v.split(":")[0] in COMPOSE["volumes"] for v in redis["volumes"])
+
+
+def nginx_upstreams() -> list[str]:
+    text = (DEPLOY / "nginx.conf").read_text()
+    return re.findall(r"^\s*server\s+([\w.-]+:\d+)", text, flags=re.MULTILINE)
+
+
+def test_nginx_balances_over_every_replica_without_stickiness() -> None:
+    text = (DEPLOY / "nginx.conf").read_text()
+    port = compose_config().server.port
+    assert nginx_upstreams() == [f"{name}:{port}" for name in REPLICAS]
+    for sticky in ("ip_hash", "hash ", "sticky", "least_conn"):
+        assert sticky not in text
+    assert "proxy_buffering off" in text  # SSE answers stream event by event
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["nginx"]["volumes"]}
+    assert mounts["/etc/nginx/nginx.conf"] == "./nginx.conf"
+
+
+def test_compose_replicas_report_readiness_from_readyz() -> None:
+    assert "/readyz" in " ".join(MCPFENCE["healthcheck"]["test"])
+
+
+def test_compose_route_urls_point_at_nginx() -> None:
+    public = urlsplit(str(compose_config().server.public_url))
+    assert f"127.0.0.1:{public.port}:8080" in SERVICES["nginx"]["ports"]
 
 
 # OpenTelemetry Collector, Prometheus, Grafana
@@ -294,7 +364,16 @@ def test_dashboard_queries_name_only_exported_metrics_and_labels(
 
 def test_k8s_has_deployment_service_and_configmaps() -> None:
     kinds = sorted(doc["kind"] for doc in k8s_documents())
-    assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Secret", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+        "Service",
+        "StatefulSet",
+    ]
 
 
 def test_kustomization_lists_every_manifest() -> None:
@@ -303,7 +382,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_k8s_service_selects_the_deployments_pods_on_a_declared_port() -> None:
-    service, deployment = k8s("Service"), k8s("Deployment")
+    service, deployment = k8s("Service", "mcpfence"), k8s("Deployment")
     pod = deployment["spec"]["template"]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     port_names = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
@@ -340,6 +419,59 @@ def test_k8s_config_and_policies_pass_mcpfence_check(
         (tmp_path / item["path"]).write_text(data[item["key"]])
     for name, value in k8s("Secret")["stringData"].items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POD_IP", "10.0.0.7")  # from the downward API
     out = io.StringIO()
     assert policy_cli.check([tmp_path / "mcpfence.yaml"], out) == 0, out.getvalue()
     assert "1 policy" in out.getvalue()
+
+
+def k8s_config() -> Any:
+    pod = k8s("Deployment")["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if "configMap" in v]
+    return yaml.safe_load(k8s("ConfigMap", volume["configMap"]["name"])["data"]["mcpfence.yaml"])
+
+
+def test_k8s_replicas_share_redis_and_keep_no_per_pod_sqlite() -> None:
+    deployment = k8s("Deployment")
+    assert deployment["spec"]["replicas"] > 1
+    config = k8s_config()
+    assert "storage" not in config
+    url = urlsplit(config["cluster"]["redis_url"])
+    redis_service = k8s("Service", url.hostname)
+    assert url.port in {p["port"] for p in redis_service["spec"]["ports"]}
+    pod = deployment["spec"]["template"]["spec"]
+    assert not any("emptyDir" in v or "persistentVolumeClaim" in v for v in pod["volumes"])
+
+
+def test_k8s_redis_persists_with_aof_on_a_volume_claim() -> None:
+    redis = k8s("StatefulSet", "mcpfence-redis")
+    [container] = redis["spec"]["template"]["spec"]["containers"]
+    assert option(container["args"], "--appendonly") == "yes"
+    [claim] = redis["spec"]["volumeClaimTemplates"]
+    assert {m["name"] for m in container["volumeMounts"]} == {claim["metadata"]["name"]}
+    assert k8s("Service", "mcpfence-redis")["spec"]["selector"].items() <= (
+        redis["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_k8s_pods_advertise_their_own_internal_address() -> None:
+    [container] = k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    pod_ip = [e for e in container["env"] if e["name"] == "POD_IP"]
+    assert pod_ip[0]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    cluster = k8s_config()["cluster"]
+    assert cluster["internal_url"] == f"http://${{POD_IP}}:{cluster['internal_port']}"
+    assert cluster["internal_port"] in {p["containerPort"] for p in container["ports"]}
+    assert "MCPFENCE_CLUSTER_SECRET" in k8s("Secret")["stringData"]
+
+
+def test_k8s_probes_use_readyz_and_healthz() -> None:
+    [container] = k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_k8s_disruption_budget_keeps_a_replica_of_the_deployment() -> None:
+    budget, deployment = k8s("PodDisruptionBudget"), k8s("Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert 1 <= budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]

@@ -24,6 +24,9 @@ from examples.upstreams.ipost import IPostStore
 from examples.upstreams.ipost import build_server as build_ipost
 from examples.upstreams.postmark import PostmarkStore
 from examples.upstreams.postmark import build_server as build_postmark
+from tests.cluster.nginx import nginx
+from tests.cluster.redis_server import redis_server
+from tests.cluster.topology import replicas
 from tests.servers import run_proxy, serve_asgi
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
@@ -81,19 +84,39 @@ def demo_config(world: World, directory: Path) -> dict[str, Any]:
 
 
 @contextmanager
-def _fenced(directory: Path, input_schema: str = "enforce") -> Iterator[World]:
+def _fenced(directory: Path, input_schema: str = "enforce", cluster: bool = False) -> Iterator[World]:
     with _upstreams() as upstream:
         config = demo_config(upstream, directory)
         config["routes"] = [{**route, "input_schema": input_schema} for route in config["routes"]]
-        with run_proxy(config, directory) as proxy:
-            yield World(
-                upstream.ipost, upstream.postmark, proxy.url("/ipost/mcp"), proxy.url("/postmark/mcp")
-            )
+        running = _cluster(config, directory) if cluster else _one_process(config, directory)
+        with running as base:
+            yield World(upstream.ipost, upstream.postmark, base + "/ipost/mcp", base + "/postmark/mcp")
 
 
-@pytest.fixture(scope="session")
-def fenced_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with _fenced(tmp_path_factory.mktemp("fenced")) as world:
+@contextmanager
+def _cluster(config: dict[str, Any], directory: Path) -> Iterator[str]:
+    """Three cluster-mode replicas sharing a Redis behind deploy/nginx.conf; yields nginx's URL."""
+    shared = {key: value for key, value in config.items() if key not in ("routes", "decision_log")}
+    for folder in ("redis", "replicas", "nginx"):
+        (directory / folder).mkdir()
+    with (
+        redis_server(directory / "redis") as redis,
+        replicas(3, directory / "replicas", redis.url, config["routes"], **shared) as running,
+        nginx([replica.proxy.port for replica in running], directory / "nginx") as url,
+    ):
+        yield url
+
+
+@contextmanager
+def _one_process(config: dict[str, Any], directory: Path) -> Iterator[str]:
+    with run_proxy(config, directory) as proxy:
+        yield proxy.base_url
+
+
+@pytest.fixture(scope="session", params=["one-process", "cluster"])
+def fenced_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """mcpfence as one process, and as three replicas behind a round-robin balancer."""
+    with _fenced(tmp_path_factory.mktemp("fenced"), cluster=request.param == "cluster") as world:
         yield world
 
 

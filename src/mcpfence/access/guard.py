@@ -6,13 +6,35 @@ on, so they run in the transport before any message enters the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from mcpfence import jsonrpc
-from mcpfence.access.ratelimit import RateLimit, RateLimiter, rate_limit_headers
+from mcpfence.access.ratelimit import Caller, RateCounter, rate_limit_headers
 from mcpfence.access.tokens import ApiTokens
+from mcpfence.jsonrpc import Message
+from mcpfence.transport.http import Request
 
 RATE_LIMITED: Final = -32000
+
+
+def counted_requests(messages: Sequence[Message]) -> list[str | None]:
+    """One entry per JSON-RPC request (the tool a ``tools/call`` names, else None)."""
+    counted: list[str | None] = []
+    for message in messages:
+        if not jsonrpc.is_request(message):
+            continue
+        params = message.get("params")
+        name = params.get("name") if isinstance(params, dict) else None
+        name = name if message.get("method") == "tools/call" else None
+        counted.append(name if isinstance(name, str) else None)
+    return counted
+
+
+def caller(request: Request, session_id: str, client_id: str, verified: bool = False) -> Caller:
+    """The :class:`Caller` of ``request``; ``verified`` when the transport knows the session."""
+    peer = request.scope.get("client")
+    return Caller(session_id, client_id, str(peer[0]) if peer else "", verified)
 
 
 def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -23,11 +45,11 @@ class AccessGuard:
     """The checks one route applies to every request; with no tokens and no limit it is open."""
 
     def __init__(
-        self, route: str, api_tokens: ApiTokens | None = None, limit: RateLimit | None = None
+        self, route: str, api_tokens: ApiTokens | None = None, counter: RateCounter | None = None
     ) -> None:
         self.route = route
         self.api_tokens = api_tokens
-        self.limiter = RateLimiter(limit) if limit is not None else None
+        self.counter = counter
 
     def authenticate(self, authorization: str | None) -> str:
         """The client id (API token name), ``""`` when the route needs none; 401 otherwise."""
@@ -43,12 +65,12 @@ class AccessGuard:
             )
         return name
 
-    def admit(self, session_id: str, client_id: str, tool: str | None) -> list[tuple[bytes, bytes]]:
-        """Take one request from the bucket; the ``RateLimit-*`` headers to answer with, or 429."""
-        if self.limiter is None:
+    async def admit(self, who: Caller, messages: Sequence[Message]) -> list[tuple[bytes, bytes]]:
+        """Count each request of a POST; the ``RateLimit-*`` headers to answer with, or 429."""
+        requests = counted_requests(messages) if self.counter is not None else []
+        if self.counter is None or not requests:
             return []
-        key = self.limiter.limit.bucket_key(self.route, session_id=session_id, client_id=client_id, tool=tool)
-        decision = self.limiter.check(key)
+        decision = await self.counter.take(self.route, who, requests)
         headers = _raw(rate_limit_headers(decision))
         if not decision.allowed:
             raise jsonrpc.JsonRpcError(
@@ -58,6 +80,12 @@ class AccessGuard:
                 headers=headers,
             )
         return headers
+
+
+    async def session_issued(self, session_id: str) -> None:
+        """The upstream opened ``session_id``: a ``key: session`` limit may count by it."""
+        if self.counter is not None and self.counter.limit.key == "session":
+            await self.counter.session_issued(self.route, session_id)
 
 
 # For routes that check nothing: authenticate() is "" and admit() adds no headers.

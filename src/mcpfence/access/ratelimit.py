@@ -1,27 +1,57 @@
 """Token-bucket rate limits and the IETF ``RateLimit-*`` headers (docs/reference/access.md#rate-limits).
 
-One :class:`RateLimiter` serves one route's limit. Buckets live in an LRU-ordered
-dict: a bucket idle long enough to be full again is the same as a fresh one, so it
-is dropped; and the dict never holds more than ``max_buckets`` entries.
+Each JSON-RPC request counts, every one in a batch; notifications and responses
+do not. A batch is admitted whole or refused whole (one HTTP answer carries it).
+
+Whose bucket a request draws from depends on what mcpfence has verified, never
+on what the client merely claims: ``key: session`` uses the session id only once
+mcpfence has seen it issued (by the upstream, or by its own session table);
+otherwise, and for ``key: client``, the bucket is the client's: the API token's
+name when the route requires one, else the peer address. Behind a load balancer
+all peers share the balancer's address, so routes that count per client there
+should require API tokens.
+
+:class:`RateLimiter` keeps buckets in process memory; in cluster mode
+mcpfence.cluster.ratelimit keeps them in Redis, both behind :class:`RateCounter`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 KeyKind = Literal["session", "client", "route"]
-BucketKey = tuple[str, KeyKind, str, str | None]
-"""(route, key kind, key value, tool or None)."""
+BucketKey = tuple[str, str, str | None]
+"""(route, whose bucket: ``s:<session>``, ``c:<api token>``, ``a:<address>`` or ``route``, tool or None)."""
 
 # A reset value this large is an epoch timestamp, not a delta (which would be 30+ years).
 _EPOCH_THRESHOLD = 1_000_000_000
 _EPOCH_MS_THRESHOLD = 100_000_000_000
+# How long an issued session id stays known without use.
+SESSION_TTL_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, as far as mcpfence can tell."""
+
+    session_id: str
+    """The ``Mcp-Session-Id`` sent (``""``: none); trusted only once verified."""
+    client_id: str
+    """The API token's name (``""``: the route requires none)."""
+    address: str
+    """The peer's IP address."""
+    session_verified: bool = False
+    """The transport itself knows the session (hosted sessions); else it must have been issued."""
+
+    @property
+    def client_bucket(self) -> str:
+        return f"c:{self.client_id}" if self.client_id else f"a:{self.address}"
 
 
 @dataclass(frozen=True)
@@ -37,15 +67,37 @@ class RateLimit:
         if self.requests <= 0 or self.per_seconds <= 0:
             raise ValueError("rate_limit.requests and per_seconds must be positive")
 
-    def bucket_key(self, route: str, *, session_id: str, client_id: str, tool: str | None) -> BucketKey:
-        """The bucket one request draws from, per this limit's ``key`` and ``per_tool``."""
-        value = session_id if self.key == "session" else client_id if self.key == "client" else ""
-        return (route, self.key, value, tool if self.per_tool else None)
+    @property
+    def rate(self) -> float:
+        """Tokens per second."""
+        return self.requests / self.per_seconds
+
+    def counts(
+        self, route: str, caller: Caller, tools: Sequence[str | None], session_known: bool
+    ) -> Counter[BucketKey]:
+        """How many tokens each bucket gives for ``tools`` (one entry per request)."""
+        if self.key == "route":
+            who = "route"
+        elif self.key == "session" and caller.session_id and session_known:
+            who = f"s:{caller.session_id}"
+        else:
+            who = caller.client_bucket
+        return Counter((route, who, tool if self.per_tool else None) for tool in tools)
+
+    def decision(self, allowed: bool, tokens: float, deficit: float) -> RateDecision:
+        """The verdict, given the fewest tokens left in any bucket and the largest shortfall."""
+        return RateDecision(
+            allowed=allowed,
+            limit=self.requests,
+            remaining=max(0, math.floor(tokens)),
+            reset_seconds=math.ceil((self.requests - tokens) / self.rate),
+            retry_after=0 if allowed else max(1, math.ceil(deficit / self.rate)),
+        )
 
 
 @dataclass(frozen=True)
 class RateDecision:
-    """One :meth:`RateLimiter.check`: the verdict and what the ``RateLimit-*`` headers say."""
+    """One admission: the verdict and what the ``RateLimit-*`` headers say."""
 
     allowed: bool
     limit: int
@@ -53,7 +105,19 @@ class RateDecision:
     reset_seconds: int
     """Seconds until the bucket is full again."""
     retry_after: int
-    """Seconds until one request is allowed again; 0 when allowed now."""
+    """Seconds until the request would be allowed; 0 when allowed now."""
+
+
+class RateCounter(Protocol):
+    """Where one limit's buckets and the sessions it has seen issued live."""
+
+    limit: RateLimit
+
+    async def take(self, route: str, caller: Caller, tools: Sequence[str | None]) -> RateDecision:
+        """Take one token per entry of ``tools``, all or none."""
+
+    async def session_issued(self, route: str, session_id: str) -> None:
+        """The upstream issued ``session_id``: ``key: session`` may trust it from now on."""
 
 
 @dataclass
@@ -63,7 +127,12 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Buckets for one :class:`RateLimit`; :meth:`check` is O(1) amortized."""
+    """A :class:`RateCounter` in process memory; :meth:`take` is O(requests) amortized.
+
+    Buckets live in an LRU-ordered dict: a bucket idle long enough to be full
+    again is the same as a fresh one, so it is dropped; and the dict never holds
+    more than ``max_buckets`` entries (issued sessions likewise).
+    """
 
     def __init__(
         self,
@@ -73,35 +142,53 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
-        self._rate = limit.requests / limit.per_seconds
         self._max_buckets = max_buckets
         self._clock = clock
         self._buckets: OrderedDict[BucketKey, _Bucket] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def check(self, key: BucketKey) -> RateDecision:
-        """Take one token from ``key``'s bucket if there is one."""
+    async def take(self, route: str, caller: Caller, tools: Sequence[str | None]) -> RateDecision:
+        known = caller.session_verified or self._session_known(route, caller.session_id)
+        return self.draw(self.limit.counts(route, caller, tools, known))
+
+    def draw(self, counts: Mapping[BucketKey, int]) -> RateDecision:
+        """Take ``counts`` tokens from their buckets if every one has enough."""
         now = self._clock()
         self._evict_idle(now)
         capacity = float(self.limit.requests)
-        bucket = self._buckets.pop(key, None) or _Bucket(capacity, now)
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
-        allowed = bucket.tokens >= 1.0
-        if allowed:
-            bucket.tokens -= 1.0
-        self._buckets[key] = bucket
-        if len(self._buckets) > self._max_buckets:
+        buckets = {}
+        for key in counts:
+            bucket = self._buckets.pop(key, None) or _Bucket(capacity, now)
+            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * self.limit.rate)
+            bucket.updated = now
+            buckets[key] = bucket
+        deficit = max((counts[key] - bucket.tokens for key, bucket in buckets.items()), default=0.0)
+        allowed = deficit <= 0
+        for key, bucket in buckets.items():
+            if allowed:
+                bucket.tokens -= counts[key]
+            self._buckets[key] = bucket
+        while len(self._buckets) > self._max_buckets:
             self._buckets.popitem(last=False)
-        return RateDecision(
-            allowed=allowed,
-            limit=self.limit.requests,
-            remaining=math.floor(bucket.tokens),
-            reset_seconds=math.ceil((capacity - bucket.tokens) / self._rate),
-            retry_after=0 if allowed else max(1, math.ceil((1.0 - bucket.tokens) / self._rate)),
-        )
+        tokens = min((bucket.tokens for bucket in buckets.values()), default=capacity)
+        return self.limit.decision(allowed, tokens, deficit)
+
+    async def session_issued(self, route: str, session_id: str) -> None:
+        self._sessions[(route, session_id)] = self._clock()
+        self._sessions.move_to_end((route, session_id))
+        while len(self._sessions) > self._max_buckets:
+            self._sessions.popitem(last=False)
+
+    def _session_known(self, route: str, session_id: str) -> bool:
+        seen = self._sessions.get((route, session_id)) if session_id else None
+        if seen is None or self._clock() - seen > SESSION_TTL_SECONDS:
+            return False
+        self._sessions[(route, session_id)] = self._clock()
+        self._sessions.move_to_end((route, session_id))
+        return True
 
     def _evict_idle(self, now: float) -> None:
         # The front of the LRU order is the longest idle; stop at the first busy one.

@@ -2,9 +2,11 @@
 
 The proxy's hot path only ever reads an in-memory index (``route_by_token_hash``,
 ``api_tokens``); writes go to the database first and then replace the index, so a
-restart rebuilds exactly what was committed. Another backend (Redis, Postgres)
-implements the same Protocol. Expired routes are absent from every read at once;
-``purge_expired`` deletes them for good.
+restart rebuilds exactly what was committed. ``watch`` keeps the index current with
+what other processes write (another ``mcpfence serve`` on the same SQLite file, or
+every replica of a cluster on Redis: mcpfence.cluster.store), so a revoked route
+stops answering everywhere within a second. Expired routes are absent from every
+read at once; ``purge_expired`` deletes them for good.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +59,13 @@ class ApiToken:
     created_at: datetime
 
 
+RouteRemoved = Callable[[str], Awaitable[None]]
+"""Told the id of a token route that is gone (revoked, expired), so its sessions end."""
+
+# How often another process's writes to a shared SQLite file are looked for.
+SQLITE_POLL_SECONDS = 0.25
+
+
 def utcnow() -> datetime:
     """Now, timezone-aware: stored times are compared with it, never with naive ones."""
     return datetime.now(UTC)
@@ -75,7 +84,55 @@ class Store(Protocol):
     async def purge_expired(self) -> list[str]: ...
     async def add_api_token(self, token: ApiToken) -> None: ...
     async def delete_api_token(self, name: str) -> bool: ...
+    async def load(self) -> None:
+        """(Re)read everything stored; start-up calls it before serving."""
+    async def watch(self, on_removed: RouteRemoved) -> None:
+        """Forever: follow other processes' writes; report routes that disappear."""
     def close(self) -> None: ...
+
+
+class IndexedStore:
+    """The in-memory index every read is served from; replaced whole, never mutated,
+    because readers on the event loop iterate it without a lock."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._routes: dict[str, TokenRoute] = {}
+        self._by_hash: dict[str, str] = {}
+        self._tokens: dict[str, ApiToken] = {}
+
+    def routes(self) -> list[TokenRoute]:
+        now = self._clock()
+        return [route for route in self._routes.values() if not route.expired(now)]
+
+    def route(self, route_id: str) -> TokenRoute | None:
+        return self._live(self._routes.get(route_id))
+
+    def route_by_token_hash(self, token_sha256: str) -> TokenRoute | None:
+        route_id = self._by_hash.get(token_sha256)
+        return self._live(self._routes.get(route_id) if route_id else None)
+
+    def api_tokens(self) -> list[ApiToken]:
+        return list(self._tokens.values())
+
+    def _live(self, route: TokenRoute | None) -> TokenRoute | None:
+        return route if route is not None and not route.expired(self._clock()) else None
+
+    def _expired_ids(self) -> list[str]:
+        now = self._clock()
+        return [route.id for route in self._routes.values() if route.expired(now)]
+
+    def _index_routes(self, routes: dict[str, TokenRoute]) -> list[str]:
+        """Install ``routes``; the ids that were indexed before and are gone now."""
+        gone = [route_id for route_id in self._routes if route_id not in routes]
+        self._routes = routes
+        self._by_hash = {route.token_sha256: route.id for route in routes.values()}
+        return gone
+
+    def _index(self, routes: Iterable[TokenRoute], tokens: Iterable[ApiToken]) -> list[str]:
+        """Install a whole snapshot (routes and tokens); the route ids that disappeared."""
+        self._tokens = {token.name: token for token in tokens}
+        return self._index_routes({route.id: route for route in routes})
 
 
 # Append only: each entry upgrades the schema by one version and never changes.
@@ -105,17 +162,21 @@ _ROUTE_COLUMNS = (
 )
 
 
-class SQLiteStore:
-    """A :class:`Store` in one SQLite file; writes run in a worker thread."""
+class SQLiteStore(IndexedStore):
+    """A :class:`Store` in one SQLite file; writes run in a worker thread.
+
+    Several processes may share the file (``mcpfence serve`` twice on one host):
+    :meth:`watch` polls SQLite's ``data_version``, which changes exactly when
+    another connection commits, and reloads the index then.
+    """
 
     def __init__(self, path: Path | str, clock: Callable[[], datetime] = utcnow) -> None:
-        self._clock = clock
+        super().__init__(clock)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._migrate()
-        self._routes = {route.id: route for route in self._load_routes()}
-        self._by_hash = {route.token_sha256: route.id for route in self._routes.values()}
-        self._tokens = {token.name: token for token in self._load_tokens()}
+        self._index(self._load_routes(), self._load_tokens())
+        self._data_version = self._read_data_version()
 
     def close(self) -> None:
         with self._lock:
@@ -126,24 +187,26 @@ class SQLiteStore:
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
         return int(row[0])
 
-    # -- reads (memory only) --
+    # -- other processes' writes --
 
-    def routes(self) -> list[TokenRoute]:
-        now = self._clock()
-        return [route for route in self._routes.values() if not route.expired(now)]
+    async def load(self) -> None:
+        """Loaded when opened; :meth:`watch` follows later commits."""
 
-    def route(self, route_id: str) -> TokenRoute | None:
-        return self._live(self._routes.get(route_id))
+    async def watch(self, on_removed: RouteRemoved) -> None:
+        while True:
+            for route_id in await self._write(self._reload_if_changed, None):
+                await on_removed(route_id)
+            await anyio.sleep(SQLITE_POLL_SECONDS)
 
-    def route_by_token_hash(self, token_sha256: str) -> TokenRoute | None:
-        route_id = self._by_hash.get(token_sha256)
-        return self._live(self._routes.get(route_id) if route_id else None)
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
-    def api_tokens(self) -> list[ApiToken]:
-        return list(self._tokens.values())
-
-    def _live(self, route: TokenRoute | None) -> TokenRoute | None:
-        return route if route is not None and not route.expired(self._clock()) else None
+    def _reload_if_changed(self, _: None) -> list[str]:
+        version = self._read_data_version()
+        if version == self._data_version:
+            return []
+        self._data_version = version
+        return self._index(self._load_routes(), self._load_tokens())
 
     # -- writes (database, then memory) --
 
@@ -157,8 +220,7 @@ class SQLiteStore:
         return bool(await self._write(self._delete_routes, [route_id]))
 
     async def purge_expired(self) -> list[str]:
-        now = self._clock()
-        expired = [route.id for route in self._routes.values() if route.expired(now)]
+        expired = self._expired_ids()
         return await self._write(self._delete_routes, expired) if expired else []
 
     async def add_api_token(self, token: ApiToken) -> None:
@@ -216,11 +278,6 @@ class SQLiteStore:
             self._db.execute(sql, parameters)
         except sqlite3.IntegrityError as exc:
             raise StoreConflict(str(exc)) from None
-
-    def _index_routes(self, routes: dict[str, TokenRoute]) -> None:
-        # Replace, never mutate: readers on the event loop iterate these without a lock.
-        self._routes = routes
-        self._by_hash = {route.token_sha256: route.id for route in routes.values()}
 
     # -- schema and loading --
 

@@ -19,6 +19,7 @@ from mcp.shared.inbound import mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.catalog import ToolCatalog
+from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.jsonrpc import Message
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import BaseAddon, Context, Flow
@@ -63,11 +64,21 @@ class PolicyAddon(BaseAddon):
         self.listing = listing
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
-        if self.listing is None or self.input_schema == "off":
+        """Before calls are decided: the tools' schemas (listed once if none was relayed)
+        and the session's memory (one round trip in cluster mode), when a call needs them."""
+        calls = any(m.get("method") == "tools/call" and jsonrpc.is_request(m) for m in messages)
+        if not calls:
             return
-        if any(m.get("method") == "tools/call" for m in messages):
+        if self.listing is not None and self.input_schema != "off":
             stateless = context.protocol_version in STATELESS_VERSIONS and not context.session_id
             await self.listing.ensure(_session(context), context.protocol_version if stateless else None)
+        if not self.holder.current.uses_session(context.route):
+            return
+        try:
+            await self.memory.load(self.memory.key(context.route, context.session_id, context.client_id))
+        except SharedStateUnavailable as exc:
+            message = f"session memory could not be read, so no call is decided: {exc}"
+            raise jsonrpc.JsonRpcError(jsonrpc.INTERNAL_ERROR, message, status=503) from None
 
     def request(self, flow: Flow) -> None:
         if flow.method != "tools/call":
@@ -79,8 +90,9 @@ class PolicyAddon(BaseAddon):
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
             return
         context = flow.context
-        state = self.memory.get(self.memory.key(context.route, context.session_id, context.client_id))
-        flow.notes["session"] = state  # the answer is remembered in the same session
+        key = self.memory.key(context.route, context.session_id, context.client_id)
+        state = self.memory.get(key)
+        flow.notes["session"] = (key, state)  # the answer is remembered in the same session
         checked = self.input_schema != "off"
         session = _session(context)
         call = ToolCall(
@@ -156,11 +168,18 @@ class PolicyAddon(BaseAddon):
         assert flow.response is not None
         flow.response = {**flow.response, "result": {**result, "tools": annotated}}
 
-    def _remember(self, flow: Flow, state: SessionState, result: dict[str, Any] | None) -> None:
+    def _remember(
+        self, flow: Flow, session: tuple[str, SessionState], result: dict[str, Any] | None
+    ) -> None:
+        key, state = session
         ok = result is not None and result.get("isError") is not True
         args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
-        state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
+        call = state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
         policies = self.holder.current
+        tokens: list[str] = []
         if result is not None and policies.harvests_tokens:
-            state.remember_tokens(harvest(result, policies.token_patterns), self.memory.max_tokens)
+            tokens = state.remember_tokens(harvest(result, policies.token_patterns), self.memory.max_tokens)
+        stored = self.memory.store(key, call, tokens) if policies.uses_session(flow.context.route) else None
+        if stored is not None:
+            flow.notes["settle"] = stored

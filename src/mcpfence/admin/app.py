@@ -36,6 +36,7 @@ from mcpfence.access.tokens import (
     new_route_token,
 )
 from mcpfence.admin.expiry import RouteRemoved
+from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.urls import redact_urls
 
 ADMIN_TOKEN_ENV = "MCPFENCE_ADMIN_TOKEN"
@@ -123,6 +124,10 @@ def _error(status: int, message: str) -> JSONResponse:
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return _error(exc.status, exc.message)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    return _error(503, str(exc))
 
 
 async def _parse(request: Request, model: type[_Body]) -> Any:
@@ -338,5 +343,5 @@ def create_admin_app(
             Mount("/admin", routes=admin_routes, middleware=[Middleware(_BearerAuth, token=token)]),
             *extra_routes,
         ],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={ApiError: _api_error, SharedStateUnavailable: _store_unavailable},
     )

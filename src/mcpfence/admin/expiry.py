@@ -6,14 +6,15 @@ and closes sessions that are still open; a one-second period is plenty.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
 from typing import NoReturn
 
 import anyio
 
-from mcpfence.access.store import Store
+from mcpfence.access.store import RouteRemoved, Store
+from mcpfence.cluster import SharedStateUnavailable
 
-RouteRemoved = Callable[[str], Awaitable[None]]
+__all__ = ["RouteRemoved", "purge_expired_routes", "run_expiry_purge"]
 
 
 async def purge_expired_routes(store: Store, on_route_removed: RouteRemoved) -> list[str]:
@@ -29,5 +30,7 @@ async def run_expiry_purge(
 ) -> NoReturn:
     """Purge forever; the proxy runs this in its task group and cancels it at shutdown."""
     while True:
-        await purge_expired_routes(store, on_route_removed)
+        # Reads hide expired routes anyway: with Redis down, the next pass purges them.
+        with contextlib.suppress(SharedStateUnavailable):
+            await purge_expired_routes(store, on_route_removed)
         await anyio.sleep(interval_seconds)

@@ -156,6 +156,7 @@ class PolicySet:
         patterns = tuple(dict.fromkeys(rule.pattern for rule in rules if rule.pattern))
         any_token = any(rule.pattern is None for rule in rules)
         self.token_patterns: tuple[re.Pattern[str], ...] | None = None if any_token else patterns
+        self.uses_session = lru_cache(maxsize=1024)(self._uses_session)
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -166,6 +167,13 @@ class PolicySet:
         found += [p for p in self._globbed if any(fnmatchcase(tool, g) for g in p.tools)]
         found.sort(key=lambda p: p.order)
         return tuple(p for p in found if any(fnmatchcase(route, g) for g in p.routes))
+
+    def _uses_session(self, route: str) -> bool:
+        """Whether a policy for ``route`` reads ``session`` or checks opaque tokens (cached)."""
+        return any(
+            ("session" in p.roots or p.opaque) and any(fnmatchcase(route, g) for g in p.routes)
+            for p in self.policies
+        )
 
     def guidance(self, route: str, tool: str) -> list[str]:
         """Guidance of every policy matching the tool (``when`` is not known yet)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Protocol
@@ -12,11 +14,21 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp
 
 from mcpfence import jsonrpc
-from mcpfence.transport.http import Receive, Request, Scope, Send, send_jsonrpc_error
+from mcpfence.transport.http import (
+    JSON_HEADERS,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    send_jsonrpc_error,
+    send_response,
+)
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Last path segments of the legacy HTTP+SSE endpoints, served under a route's path.
 LEGACY_LEAVES = frozenset({"sse", "messages"})
+# Probes for load balancers and orchestrators, beside the routes (a route at the same path wins).
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 class Route(Protocol):
@@ -116,6 +128,7 @@ class ProxyApp:
         lifespan: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
         hosts: HostGuard | None = None,
+        readiness: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self.routes = {path.rstrip("/") or "/": route for path, route in routes.items()}
         self.origins = origins
@@ -124,6 +137,9 @@ class ProxyApp:
         self.hosts = hosts or HostGuard("0.0.0.0")
         self._startup = lifespan
         self._shutdown = shutdown
+        # Why the proxy cannot serve yet (None: ready); asked by GET /readyz.
+        self._readiness = readiness
+        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -136,7 +152,11 @@ class ProxyApp:
             error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Host not allowed", status=421)
             await send_jsonrpc_error(send, error)
             return
-        route = self._find(request.path.rstrip("/") or "/")
+        path = request.path.rstrip("/") or "/"
+        if path in PROBES and path not in self.routes:
+            await self._probe(path, send)
+            return
+        route = self._find(path)
         if route is None:
             error = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "no route at this path", status=404)
             await send_jsonrpc_error(send, error)
@@ -145,6 +165,18 @@ class ProxyApp:
             await send_jsonrpc_error(send, self.origins.refusal())
             return
         await route.handle(request, send)
+
+    async def _probe(self, path: str, send: Send) -> None:
+        """``/healthz``: the process answers. ``/readyz``: started, and shared state reachable."""
+        reason = None
+        if path == "/readyz":
+            reason = "starting" if not self._started else None
+            if reason is None and self._readiness is not None:
+                reason = await self._readiness()
+        status = "ok" if reason is None else "unavailable"
+        # The pid tells workers apart (``mcpfence serve --workers N``).
+        body = json.dumps({"status": status, "reason": reason, "pid": os.getpid()})
+        await send_response(send, 200 if reason is None else 503, body.encode(), JSON_HEADERS)
 
     def _find(self, path: str) -> Route | None:
         """The route at ``path``, or the route whose legacy SSE endpoint ``path`` is."""
@@ -167,6 +199,7 @@ class ProxyApp:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self._started = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._shutdown is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import STATELESS_VERSIONS
 from mcpfence.transport.http import (
@@ -28,7 +28,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages, tool_name
+from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages
 from mcpfence.transport.outbox import HostedOutbox, PostStream
 from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_message
@@ -95,7 +95,9 @@ class HostedRoute:
     async def post(self, request: Request, send: Send, client_id: str) -> None:
         messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
         session_id = request.headers.get("mcp-session-id")
-        limits = self.guard.admit(session_id or "", client_id, tool_name(messages))
+        known = session_id is not None and self.table.get(session_id) is not None
+        who = caller(request, session_id or "", client_id, verified=known)
+        limits = await self.guard.admit(who, messages)
         incoming = Incoming(request, messages, batch, client_id, limits)
         version = _stateless_version(request, messages)
         if session_id is not None:

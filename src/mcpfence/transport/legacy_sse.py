@@ -12,7 +12,7 @@ import contextlib
 from urllib.parse import parse_qs
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError
 from mcpfence.protocol import LEGACY_SSE_VERSION as LEGACY_VERSION
 from mcpfence.transport import sse
@@ -25,7 +25,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import read_messages, tool_name
+from mcpfence.transport.messages import read_messages
 from mcpfence.transport.outbox import LegacyOutbox
 from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_event
@@ -71,7 +71,7 @@ class LegacySseRoute:
     async def message(self, request: Request, send: Send, client_id: str) -> None:
         session = self._session(request)
         messages, _ = await read_messages(request, self.max_body_bytes, session.context.protocol_version)
-        limits = self.guard.admit(session.id, client_id, tool_name(messages))
+        limits = await self.guard.admit(caller(request, session.id, client_id, verified=True), messages)
         await session.submit(messages, request.headers, client_id)
         await send_response(send, 202, b"Accepted", limits)
 

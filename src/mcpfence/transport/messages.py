@@ -147,12 +147,3 @@ def meta_version(messages: list[Message]) -> str:
     meta = params.get("_meta") if isinstance(params, dict) else None
     version = meta.get(PROTOCOL_VERSION_META) if isinstance(meta, dict) else None
     return version if isinstance(version, str) else ""
-
-
-def tool_name(messages: list[Message]) -> str | None:
-    """The tool a single ``tools/call`` names (for per-tool rate limits)."""
-    params = messages[0].get("params")
-    if len(messages) == 1 and messages[0].get("method") == "tools/call" and isinstance(params, dict):
-        name = params.get("name")
-        return name if isinstance(name, str) else None
-    return None

@@ -102,6 +102,7 @@ class Session:
         if flow.method == "initialize":
             self._negotiated(message)
         self.pipeline.response(flow)
+        await self.pipeline.settle([flow])
         assert flow.response is not None
         await self.outbox.put(flow.response, flow.request["id"])
 
@@ -112,6 +113,7 @@ class Session:
         flow.error = reason
         flow.response = jsonrpc.error_response(request_id, jsonrpc.INTERNAL_ERROR, reason)
         self.pipeline.response(flow)
+        await self.pipeline.settle([flow])
         assert flow.response is not None
         await self.outbox.put(flow.response, request_id)
 
@@ -162,6 +164,8 @@ class SessionTable:
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.sessions: dict[str, Session] = {}
+        # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
+        self.id_prefix = ""
         self._common: Hub | None = None
         self._reaper: asyncio.Task[None] | None = None
 
@@ -172,7 +176,7 @@ class SessionTable:
             raise JsonRpcError(jsonrpc.INTERNAL_ERROR, reason, status=503, headers=[RETRY_AFTER])
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap())
-        session_id = secrets.token_hex(16)
+        session_id = self.id_prefix + secrets.token_hex(16)
         hub = self.common() if self.shared else Hub(self.link, self.timeout_seconds, shared=False)
         session = self._session(session_id, hub, outbox, protocol_version)
         self.sessions[session_id] = session

@@ -20,7 +20,7 @@ from typing import Any, Final
 import aiohttp
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard
+from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
@@ -42,7 +42,6 @@ from mcpfence.transport.messages import (
     ParamSchemas,
     meta_version,
     read_messages,
-    tool_name,
 )
 from mcpfence.transport.request_ids import (
     InFlight,
@@ -77,6 +76,8 @@ class Exchange:
     upstream_headers: dict[str, str] = field(default_factory=dict)
     # Headers every answer to this POST carries (RateLimit-*).
     response_headers: RawHeaders = ()
+    # Flows answered so far: their records are settled before the answers leave.
+    answered: list[Flow] = field(default_factory=list)
 
     def local_answers(self) -> list[Message]:
         """The answers addons gave without the upstream (denials), in request order."""
@@ -125,12 +126,12 @@ class StreamableHttpRoute:
         try:
             messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
             session_id = request.headers.get("mcp-session-id", "")
-            limits = self.guard.admit(session_id, client_id, tool_name(messages))
+            limits = await self.guard.admit(caller(request, session_id, client_id), messages)
+            context = self._context(request, meta_version(messages), client_id)
+            await self.pipeline.prepare(context, messages)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
-        context = self._context(request, meta_version(messages), client_id)
-        await self.pipeline.prepare(context, messages)
         exchange = self._start(context, messages)
         exchange.response_headers = limits
         if not exchange.forward:
@@ -200,6 +201,9 @@ class StreamableHttpRoute:
         headers.update(exchange.upstream_headers)
         headers["content-type"] = "application/json"
         response = await self.upstream.open("POST", headers, body, deadline)
+        issued = response.headers.get("mcp-session-id")
+        if issued and issued != request.headers.get("mcp-session-id"):
+            await self.guard.session_issued(issued)
         try:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
@@ -267,6 +271,7 @@ class StreamableHttpRoute:
         if response.status >= 400 and not reason:
             reason = self._status_words(response)
         answers.extend(self._unanswered(exchange, reason))
+        await self.pipeline.settle(exchange.answered)
         if not answers:
             await self._send_status(send, exchange, response)
             return
@@ -324,6 +329,7 @@ class StreamableHttpRoute:
             return self.pipeline.server_message(exchange.context, message)
         flow.response = {**message, "id": flow.request["id"]}
         self.pipeline.response(flow)
+        exchange.answered.append(flow)
         assert flow.response is not None
         return flow.response
 
@@ -335,6 +341,7 @@ class StreamableHttpRoute:
             flow.error = reason
             flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
             self.pipeline.response(flow)
+            exchange.answered.append(flow)
             answers.append(flow.response)
         exchange.pending.clear()
         return answers
@@ -349,6 +356,7 @@ class StreamableHttpRoute:
     ) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
+        await self.pipeline.settle(exchange.answered)
         body = jsonrpc.dumps(answers if batch else answers[0])
         headers = headers if headers is not None else [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
@@ -380,18 +388,23 @@ class StreamableHttpRoute:
             reason = self.upstream.timeout_error().message
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
             reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
-        for answer in self._unanswered(exchange, reason):
+        unanswered = self._unanswered(exchange, reason)
+        await self.pipeline.settle(exchange.answered)
+        for answer in unanswered:
             await write(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(
         self, send: Send, exchange: Exchange, response: UpstreamResponse, idle: float | None = None
     ) -> None:
-        """Relay each event, checked; TimeoutError once ``idle`` seconds pass without a message."""
+        """Relay each event, checked, once what it answered is recorded; TimeoutError once
+        ``idle`` seconds pass without a message."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as quiet:
             async for event in sse.read_events(response.content.iter_any()):
-                await sse.send_event(send, self._check_event(exchange, event))
+                checked = self._check_event(exchange, event)
+                await self.pipeline.settle(exchange.answered)
+                await sse.send_event(send, checked)
                 if idle is not None and event.data:
                     quiet.reschedule(loop.time() + idle)
 
@@ -481,6 +494,7 @@ class StreamableHttpRoute:
                 await send({"type": "http.response.body", "body": b"\n", "more_body": True})
                 continue
             checked = self._check_data(exchange, line, "line")
+            await self.pipeline.settle(exchange.answered)
             if checked is not None:
                 await send({"type": "http.response.body", "body": checked + b"\n", "more_body": True})
 
