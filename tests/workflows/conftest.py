@@ -96,7 +96,8 @@ def _fenced(directory: Path, input_schema: str = "enforce", cluster: bool = Fals
 @contextmanager
 def _cluster(config: dict[str, Any], directory: Path) -> Iterator[str]:
     """Three cluster-mode replicas sharing a Redis behind deploy/nginx.conf; yields nginx's URL."""
-    shared = {key: value for key, value in config.items() if key not in ("routes", "decision_log")}
+    # Each replica has its own listeners, and one decision log each would interleave.
+    shared = {key: value for key, value in config.items() if key not in ("routes", "decision_log", "server")}
     for folder in ("redis", "replicas", "nginx"):
         (directory / folder).mkdir()
     with (
