@@ -1,6 +1,6 @@
 """A py-spy flame graph of mcpfence (with the benchmark policy pack) under wrk at c=16.
 
-Run: ``.venv/bin/python -m benchmarks.flame [--seconds S] [--output benchmarks/flame-c16.svg]``
+Run: ``.venv/bin/python -m benchmarks.flame [--seconds S] [--output docs/images/flame-c16.svg]``
 (needs ``py-spy``, ``pip install py-spy``, and permission to attach to a process).
 """
 
@@ -19,7 +19,7 @@ from benchmarks.run import mcpfence
 def main() -> None:
     parser = argparse.ArgumentParser(description="Flame graph of mcpfence at c=16.")
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "flame-c16.svg")
+    parser.add_argument("--output", type=Path, default=BENCH_DIR.parent / "docs" / "images" / "flame-c16.svg")
     parser.add_argument("py_spy", nargs="*", help="extra py-spy options, e.g. --format raw")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(__file__).parents[1] / ".venv/bin/py-spy")
