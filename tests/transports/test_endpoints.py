@@ -121,6 +121,16 @@ async def test_stateless_routing_headers_must_match_the_body(proxy: Proxy) -> No
     assert answer.json()["error"]["code"] == -32020
 
 
+async def test_a_stateless_request_without_its_method_header_is_refused(proxy: Proxy) -> None:
+    headers = {**MCP_HEADERS, "mcp-protocol-version": MODERN}
+    call = stateless("tools/call", {"name": "echo", "arguments": {"message": "x"}})
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(proxy.url("/stdio/mcp"), json=call, headers=headers)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == -32020
+    assert "Mcp-Method header is required" in answer.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(("header", "status"), [("eu", 200), ("us", 400)], ids=["agrees", "disagrees"])
 async def test_stateless_param_headers_must_match_the_arguments_even_with_no_http_upstream(
     proxy: Proxy, header: str, status: int

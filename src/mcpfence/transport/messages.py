@@ -109,6 +109,9 @@ def check_routing_headers(request: Request, messages: list[Message]) -> None:
     method_header = headers.get("mcp-method")
     name_header = headers.get("mcp-name")
     if method_header is None and name_header is None:
+        if headers.get("mcp-protocol-version") in MODERN_VERSIONS and _is_one_request(messages):
+            # 2026-07-28 requires the header on every request: gateways route by it.
+            raise _mismatch("Mcp-Method header is required on a 2026-07-28 request", messages[0].get("id"))
         return
     message = messages[0]
     request_id = message.get("id") if len(messages) == 1 else None
@@ -124,6 +127,10 @@ def check_routing_headers(request: Request, messages: list[Message]) -> None:
     named = params.get(key) if key is not None and isinstance(params, dict) else None
     if named is not None and (name_header is None or _decode_header_value(name_header) != named):
         raise _mismatch(f"Mcp-Name header does not match the request body's {key!r}", request_id)
+
+
+def _is_one_request(messages: list[Message]) -> bool:
+    return len(messages) == 1 and "method" in messages[0] and "id" in messages[0]
 
 
 def _mismatch(message: str, request_id: Any) -> JsonRpcError:
