@@ -39,43 +39,54 @@ T = TypeVar("T")
 RESYNC_SECONDS = 5.0
 RETRY_SECONDS = 0.25
 
-_ADD_ROUTE = """
+# The pieces the route scripts share. KEYS: routes by id, ids by name, ids by token hash,
+# the change channel; ARGV: id, name, token hash, record.
+_UNINDEX_OLD = """
+local was = cjson.decode(old)
+redis.call('HDEL', KEYS[2], was['name'])
+redis.call('HDEL', KEYS[3], was['token_sha256'])
+"""
+_WRITE_AND_ANNOUNCE = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+redis.call('PUBLISH', KEYS[4], ARGV[1])
+return 1
+"""
+
+_ADD_ROUTE = (
+    """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1
    or redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
-redis.call('PUBLISH', KEYS[4], ARGV[1])
-return 1
 """
+    + _WRITE_AND_ANNOUNCE
+)
 
-_UPDATE_ROUTE = """
+_UPDATE_ROUTE = (
+    """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if owner and owner ~= ARGV[1] then return -1 end
-local was = cjson.decode(old)
-redis.call('HDEL', KEYS[2], was['name'])
-redis.call('HDEL', KEYS[3], was['token_sha256'])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
-redis.call('PUBLISH', KEYS[4], ARGV[1])
-return 1
 """
+    + _UNINDEX_OLD
+    + _WRITE_AND_ANNOUNCE
+)
 
-_DELETE_ROUTE = """
+_DELETE_ROUTE = (
+    """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
-local was = cjson.decode(old)
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], was['name'])
-redis.call('HDEL', KEYS[3], was['token_sha256'])
+"""
+    + _UNINDEX_OLD
+    + """
 redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1
 """
+)
 
 _ADD_TOKEN = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
