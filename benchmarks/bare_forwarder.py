@@ -5,8 +5,10 @@ is judged against it as well as against nginx. One server and one upstream clien
 picked on the command line, which is how ``bench_clients.py`` compares them:
 
 - server ``asgi`` (raw ASGI under uvicorn with uvloop and httptools), ``starlette`` (the
-  same under Starlette routing) or ``aiohttp`` (aiohttp.web on uvloop);
-- client ``aiohttp``, ``httpx2`` or ``httpx`` (0.28).
+  same under Starlette routing), ``granian`` (the raw ASGI app under granian, a Rust
+  server, on uvloop) or ``aiohttp`` (aiohttp.web on uvloop);
+- client ``aiohttp``, ``httpx2``, ``httpx`` (0.28) or ``http1`` (mcpfence's own pool,
+  ``mcpfence.transport.http1``).
 
 Run: ``python -m benchmarks.bare_forwarder --port 8000 --upstream URL [--server S] [--client C]``
 """
@@ -14,6 +16,7 @@ Run: ``python -m benchmarks.bare_forwarder --port 8000 --upstream URL [--server 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -24,6 +27,7 @@ import httpx
 import httpx2
 import uvloop
 from aiohttp import web
+from granian import Granian
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks.harness import read_body, run_uvicorn
+from mcpfence.transport.http1 import Pool
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "mcp-protocol-version", "mcp-session-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "mcp-session-id")
@@ -87,9 +92,27 @@ class HttpxUpstream:
                      _pick(response.headers, FORWARDED_RESPONSE_HEADERS), response.content)
 
 
+class Http1Upstream:
+    """mcpfence's own keep-alive pool over asyncio protocols and httptools."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool = Pool(url, POOL_SIZE, connect_timeout=10)
+
+    async def post(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        response = await self._pool.request("POST", self.url, headers, body)
+        try:
+            payload = await response.read()
+        finally:
+            response.release()
+        return Reply(response.status, _pick(response.headers, FORWARDED_RESPONSE_HEADERS), payload)
+
+
 def make_upstream(client: str, url: str) -> Upstream:
     if client == "aiohttp":
         return AiohttpUpstream(url)
+    if client == "http1":
+        return Http1Upstream(url)
     return HttpxUpstream(url, httpx2 if client == "httpx2" else httpx)
 
 
@@ -130,7 +153,18 @@ def aiohttp_app(upstream: Upstream) -> web.Application:
     return app
 
 
-def serve(port: int, upstream: Upstream, server: str) -> None:
+def from_environment() -> ASGIApp:
+    """The raw ASGI forwarder for granian, which imports its app by name in a worker."""
+    return asgi_app(make_upstream(os.environ["BARE_CLIENT"], os.environ["BARE_UPSTREAM"]))
+
+
+def serve(port: int, client: str, url: str, server: str) -> None:
+    if server == "granian":
+        os.environ.update(BARE_CLIENT=client, BARE_UPSTREAM=url)
+        Granian("benchmarks.bare_forwarder:from_environment", factory=True, interface="asgi",
+                loop="uvloop", http="1", port=port, websockets=False, log_level="warning").serve()
+        return
+    upstream = make_upstream(client, url)
     if server == "aiohttp":
         uvloop.install()
         web.run_app(aiohttp_app(upstream), host="127.0.0.1", port=port,
@@ -144,10 +178,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Forward MCP requests with no checks.")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the upstream MCP URL")
-    parser.add_argument("--server", choices=["asgi", "starlette", "aiohttp"], default="asgi")
-    parser.add_argument("--client", choices=["aiohttp", "httpx2", "httpx"], default="aiohttp")
+    parser.add_argument("--server", choices=["asgi", "starlette", "granian", "aiohttp"], default="asgi")
+    parser.add_argument("--client", choices=["aiohttp", "httpx2", "httpx", "http1"], default="aiohttp")
     args = parser.parse_args()
-    serve(args.port, make_upstream(args.client, args.upstream), args.server)
+    serve(args.port, args.client, args.upstream, args.server)
 
 
 if __name__ == "__main__":

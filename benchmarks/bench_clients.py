@@ -1,9 +1,9 @@
 """Which upstream client and which server should a Python MCP proxy use? Measured.
 
 Every row is ``bare_forwarder.py`` in front of the same fast upstream, changing one part:
-the upstream HTTP client (aiohttp, httpx2, httpx 0.28) under uvicorn's raw ASGI, then the
-server side (raw ASGI under uvicorn, Starlette under uvicorn, aiohttp.web) with aiohttp as
-the client. Writes ``results/clients.md``.
+the upstream HTTP client (aiohttp, httpx2, httpx 0.28, mcpfence's own ``http1`` pool) under
+uvicorn's raw ASGI, then the server side (raw ASGI under uvicorn or granian, Starlette under
+uvicorn, aiohttp.web). Writes ``results/clients.md``.
 
 Run: ``python -m benchmarks.bench_clients [--duration SECONDS]``
 """
@@ -26,6 +26,9 @@ VARIANTS = [  # (server, client)
     ("asgi", "aiohttp"),
     ("asgi", "httpx2"),
     ("asgi", "httpx"),
+    ("asgi", "http1"),
+    ("granian", "aiohttp"),
+    ("granian", "http1"),
     ("starlette", "aiohttp"),
     ("aiohttp", "aiohttp"),
 ]

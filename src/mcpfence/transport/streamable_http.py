@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
-
 from mcpfence import jsonrpc
 from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.access.ratelimit import normalize_upstream_headers
@@ -38,6 +36,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
+from mcpfence.transport.http1 import HttpError
 from mcpfence.transport.messages import (
     ParamSchemas,
     meta_version,
@@ -386,7 +385,7 @@ class StreamableHttpRoute:
             await until_disconnect(request, pump, self.closed)
         except TimeoutError:
             reason = self.upstream.timeout_error().message
-        except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
+        except (UpstreamError, HttpError, ValueError) as exc:
             reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
         unanswered = self._unanswered(exchange, reason)
         await self.pipeline.settle(exchange.answered)
@@ -485,7 +484,7 @@ class StreamableHttpRoute:
             yield
         except TimeoutError:
             raise self.upstream.timeout_error() from None
-        except (aiohttp.ClientError, ValueError) as exc:
+        except (HttpError, ValueError) as exc:
             raise UpstreamError(f"upstream {self.upstream.shown_url} failed: {exc}") from None
 
     async def _pump_lines(self, send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
@@ -533,7 +532,7 @@ class StreamableHttpRoute:
             await send({**start, "headers": self._headers(response, exchange)})
             # A server stream that ends badly, or idles, just ends ours; the client reconnects.
             idle = self.upstream.streams.caps.idle_seconds
-            with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError, TimeoutError):
+            with contextlib.suppress(UpstreamError, HttpError, ValueError, TimeoutError):
                 await until_disconnect(request, self._pump(send, exchange, response, idle), self.closed)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

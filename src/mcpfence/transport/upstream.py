@@ -6,21 +6,20 @@ MCP server that is an ASGI app in the same process is reached through
 ``asgi_upstream.AsgiUpstream`` instead (mcpfence as middleware), so both run
 the same relay code.
 
-aiohttp was chosen by measurement (benchmarks/bench_clients.py): on this
-machine it forwards several times more requests per second than httpx. One
-session per route keeps connections alive across calls; every request has a
-bounded connect time, and POSTs a bounded total time.
+The client is ``http1.Pool``, chosen by measurement (docs/explanation/performance.md):
+on this machine it costs a fifth of aiohttp's CPU per call, and aiohttp itself forwards
+several times more requests per second than httpx. One pool per route keeps
+connections alive across calls; every request has a bounded connect time, and POSTs a
+bounded total time.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, Protocol
 
-import aiohttp
-
 from mcpfence import jsonrpc
+from mcpfence.transport.http1 import HttpError, Pool, Response
 from mcpfence.transport.limits import StreamCaps, StreamSlots
 from mcpfence.urls import redact_url, redact_urls
 
@@ -46,7 +45,7 @@ class ResponseBody(Protocol):
 
 
 class UpstreamResponse(Protocol):
-    """An upstream answer whose head has arrived (aiohttp's ``ClientResponse`` is one)."""
+    """An upstream answer whose head has arrived (``http1.Response`` is one)."""
 
     @property
     def status(self) -> int: ...
@@ -122,30 +121,24 @@ class Upstream:
         self.timeout_seconds = timeout_seconds
         self.connections = connections
         self.streams = StreamSlots(streams or StreamCaps(total=connections * 3 // 4))
-        self._session: aiohttp.ClientSession | None = None
         self._connect_timeout = min(10.0, timeout_seconds)
+        self._pool: Pool | None = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled client, made on first use: aiohttp wants a running event loop."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
-                skip_auto_headers=("User-Agent",),
-                auto_decompress=True,
-                # The pool serves every client of the route: a jar would hand one client's
-                # cookies to the next. Set-Cookie goes to the client; Cookie never upstream.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+    def pool(self) -> Pool:
+        """Keep-alive connections to the upstream, shared by every client of the route.
+
+        No cookie jar: one would hand one client's cookies to the next (``Set-Cookie``
+        goes to the client; ``Cookie`` never upstream)."""
+        if self._pool is None:
+            self._pool = Pool(self.url, self.connections, self._connect_timeout)
+        return self._pool
 
     async def close(self) -> None:
         """Close the pool; the next request opens a new one."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def open(
         self,
@@ -154,34 +147,28 @@ class Upstream:
         body: bytes | None = None,
         deadline: float | None = None,
         url: str | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         """Send one request and wait for the response head; ``deadline`` (loop time) bounds
         the whole exchange, body included.
 
-        ``url`` overrides the upstream's URL (a legacy SSE server's message endpoint).
-
-        The caller owns the response and must ``release()`` it. Connection failures and
-        timeouts become :class:`UpstreamError` (-32603), never a bare exception.
+        ``url`` overrides the upstream's URL (a legacy SSE server's message endpoint, on
+        the same origin). The caller owns the response and must ``release()`` it.
+        Connection failures and timeouts become :class:`UpstreamError` (-32603), never a
+        bare exception.
         """
-        # aiohttp's own total timeout bounds the head and, later, every body read: cheaper
-        # per call than an asyncio.timeout around each step.
-        remaining = None if deadline is None else max(0.001, deadline - asyncio.get_running_loop().time())
-        timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=self._connect_timeout)
         try:
-            return await self.session.request(
-                method, url or self.url, data=body, headers=headers, allow_redirects=False, timeout=timeout
-            )
+            return await self.pool.request(method, url or self.url, headers, body, deadline)
         except TimeoutError:
             raise self.timeout_error() from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"upstream {self.shown_url} is unreachable: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream {self.shown_url} failed: {exc or type(exc).__name__}") from None
+        except OSError as exc:
+            raise UpstreamError(f"upstream {self.shown_url} is unreachable: {exc}") from None
+        except HttpError as exc:
+            raise UpstreamError(f"upstream {self.shown_url} failed: {exc}") from None
 
     async def read(self, response: UpstreamResponse) -> bytes:
         try:
             return await read_body(self, response)
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise UpstreamError(f"upstream {self.shown_url} failed: {exc}") from None
 
     def timeout_error(self) -> UpstreamError:

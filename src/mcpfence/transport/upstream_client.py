@@ -15,12 +15,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 
-import aiohttp
-
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
+from mcpfence.transport.http1 import HttpError
 from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sse import read_events
 from mcpfence.transport.upstream import HttpUpstream, UpstreamError
@@ -114,7 +113,7 @@ class StreamableHttpLink:
         except UpstreamError as error:
             if jsonrpc.is_request(message):
                 await self._fail(message, error.message)
-        except (aiohttp.ClientError, ValueError) as exc:
+        except (HttpError, ValueError) as exc:
             if jsonrpc.is_request(message):
                 await self._fail(message, f"{self.label} broke its answer: {exc or type(exc).__name__}")
         finally:
@@ -146,7 +145,7 @@ class StreamableHttpLink:
     async def _listen(self) -> None:
         """The server's own stream; a server without one answers 405, and that is fine."""
         headers = {**self._headers(), "accept": "text/event-stream"}
-        with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError):
+        with contextlib.suppress(UpstreamError, HttpError, ValueError):
             response = await self.upstream.open("GET", headers)
             try:
                 if response.status == 200:

@@ -13,12 +13,11 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
-
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport import sse
 from mcpfence.transport.http import media_type
+from mcpfence.transport.http1 import HttpError, Response
 from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.upstream import Upstream, UpstreamError
 
@@ -47,7 +46,7 @@ class SseLink:
         self.upstream = upstream
         self.endpoint = ""
         self._task: asyncio.Task[None] | None = None
-        self._response: aiohttp.ClientResponse | None = None
+        self._response: Response | None = None
 
     @property
     def label(self) -> str:
@@ -66,7 +65,7 @@ class SseLink:
         try:
             async with asyncio.timeout_at(deadline):
                 self.endpoint = await self._endpoint(events)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        except (TimeoutError, HttpError, ValueError) as exc:
             await self.close()
             raise UpstreamError(f"{self.label} sent no endpoint event: {exc or type(exc).__name__}") from None
         self._task = asyncio.create_task(self._read(events, on_message, on_closed))
@@ -84,7 +83,7 @@ class SseLink:
         reason = "closed its event stream"
         try:
             await deliver_events(events, on_message, self.label)
-        except (aiohttp.ClientError, ValueError) as exc:
+        except (HttpError, ValueError) as exc:
             reason = f"broke its event stream ({exc or type(exc).__name__})"
         self._task = None
         await self.close()
@@ -105,7 +104,7 @@ class SseLink:
             task.cancel()
         response, self._response = self._response, None
         if response is not None:
-            response.close()
+            response.release()
 
 
 def _origin(url: str) -> tuple[str, str]:
