@@ -15,7 +15,13 @@ from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.context import POLICY_ROOTS, Clock, EvalContext, system_clock
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
-from mcpfence.policy.expressions import CompiledExpression, EvaluationError, environment, to_json
+from mcpfence.policy.expressions import (
+    CompiledExpression,
+    EvaluationError,
+    conjunction,
+    environment,
+    to_json,
+)
 from mcpfence.policy.opaque import TokenMemory, as_memory
 from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
 
@@ -216,8 +222,10 @@ class PolicySet:
                 _mutate(scope, mutations, violations)
         if call.schema_mode != "off" and _check_schema(call, state.args, violations):
             selected = []  # refused for its shape: rules written for the typed value would only add noise
+        unsettled = _unsettled(selected, state)
         for scope in selected:
-            _validate(scope, violations)
+            if scope in unsettled:
+                _validate(scope, violations)
             _check_opaque(scope, violations)
         return Decision(
             _verdict(violations, mutations, call.args, state.args),
@@ -226,6 +234,35 @@ class PolicySet:
             tuple(mutations),
             tuple(matched),
         )
+
+
+def _unsettled(scopes: list[_Scope], state: _CallState) -> list[_Scope]:
+    """The scopes whose validations need evaluating one by one: those not all ``true``.
+
+    Policies that bind nothing of their own (no ``params``, no ``variables``) are asked
+    together in one program; the others each in one program of their own.
+    """
+    shared = [s for s in scopes if s.policy.validations and s.policy.roots.isdisjoint(POLICY_ROOTS)]
+    own = [s for s in scopes if s.policy.validations and not s.policy.roots.isdisjoint(POLICY_ROOTS)]
+    unsettled = [] if _all_true(shared, state) else shared
+    return unsettled + [s for s in own if not _all_true([s], state)]
+
+
+def _all_true(scopes: list[_Scope], state: _CallState) -> bool:
+    """Whether every validation of ``scopes`` holds, asked in one evaluation (False if unsure)."""
+    expressions = tuple(v.expression for s in scopes for v in s.policy.validations)
+    if len(expressions) == 1:
+        return False  # one expression is asked as cheaply on its own
+    fused = conjunction(expressions)
+    if fused is None:
+        return False
+    scope = scopes[0] if len(scopes) == 1 else None
+    try:
+        if scope is not None:
+            return scope.evaluate(fused) is True
+        return fused.evaluate(state.shared_activation(fused.roots)) is True
+    except EvaluationError:
+        return False
 
 
 def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violation]) -> bool:
