@@ -76,15 +76,42 @@ def test_list_entries_that_are_not_tools_pass_through_untouched(addon: PolicyAdd
     assert listing.response["result"]["tools"] == odd
 
 
-def test_a_forwarded_call_and_its_result_are_remembered_in_the_session(addon: PolicyAddon) -> None:
+ONCE_PER_SESSION = """\
+apiVersion: mcpfence/v1
+kind: ToolPolicy
+metadata: {name: once-per-session}
+spec:
+  match: {tools: [set_status]}
+  validations:
+    - expression: "!session.calls.exists(c, c.tool == 'set_status')"
+"""
+
+
+def addon_with(policy: str, directory: Path) -> PolicyAddon:
+    (directory / "p.yaml").write_text(policy)
+    return PolicyAddon(PolicyHolder(load_policy_set([directory])), ToolCatalog(), SessionMemory())
+
+
+def answered(addon: PolicyAddon) -> Flow:
     call = flow("tools/call", {"name": "set_status", "arguments": {"status": True}})
     addon.request(call)
     call.response = jsonrpc.result_response(3, {"content": [], "structuredContent": {"status": True}})
     addon.response(call)
+    return call
+
+
+def test_a_forwarded_call_and_its_result_are_remembered_in_the_session(tmp_path: Path) -> None:
+    addon = addon_with(ONCE_PER_SESSION, tmp_path)
+    answered(addon)
     state = addon.memory.get(addon.memory.key("r", "s1", ""))
     assert list(state.calls) == [
         {"tool": "set_status", "args": {"status": True}, "ok": True, "result": {"status": True}}
     ]
+
+
+def test_a_route_whose_policies_never_read_the_session_remembers_nothing(addon: PolicyAddon) -> None:
+    answered(addon)
+    assert not addon.memory.get(addon.memory.key("r", "s1", "")).calls
 
 
 def test_a_newer_listing_replaces_what_the_catalog_knew_of_a_tool() -> None:

@@ -59,11 +59,8 @@ def test_a_trailing_comment_does_not_hide_the_next_validation(load: Loader) -> N
 
 
 def test_policies_with_params_are_asked_with_their_own_params(load: Loader) -> None:
-    limited = policy(
-        "limited",
-        params={"most": 3},
-        validations=[{"expression": "size(args.subject) <= params.most", "message": "over the limit"}, SUBJECT],
-    )
+    most = {"expression": "size(args.subject) <= params.most", "message": "over the limit"}
+    limited = policy("limited", params={"most": 3}, validations=[most, SUBJECT])
     policies = load(limited, policy("b", validations=[NO_KEY, SHORT]))
 
     decision = policies.decide(call({"subject": "four", "body": "x"}))

@@ -90,9 +90,12 @@ class PolicyAddon(BaseAddon):
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
             return
         context = flow.context
-        key = self.memory.key(context.route, context.session_id, context.client_id)
-        state = self.memory.get(key)
-        flow.notes["session"] = (key, state)  # the answer is remembered in the same session
+        policies = self.holder.current
+        state = None
+        if policies.uses_session(context.route):  # else there is nothing to read or remember
+            key = self.memory.key(context.route, context.session_id, context.client_id)
+            state = self.memory.get(key)
+            flow.notes["session"] = (key, state)  # the answer is remembered in the same session
         checked = self.input_schema != "off"
         session = _session(context)
         call = ToolCall(
@@ -101,15 +104,15 @@ class PolicyAddon(BaseAddon):
             args=args,
             annotations=self.catalog.annotations(context.route, name, session),
             session_id=context.session_id or context.client_id,
-            session_calls=state.calls,
+            session_calls=state.calls if state is not None else (),
             client_id=context.client_id,
-            known_tokens=state.tokens,
+            known_tokens=state.tokens if state is not None else (),
             input_schema=self.catalog.input_schema(context.route, name, session) if checked else None,
             schema_mode=self.input_schema,
         )
         span = flow.notes.get("span")
         with span.policy_span() if span is not None else nullcontext():
-            decision = self.holder.current.decide(call)
+            decision = policies.decide(call)
         flow.notes["decision"] = decision
         flow.notes["tool"] = name
         if decision.decision == "deny":

@@ -5,7 +5,9 @@ A client may reuse an id while a request under it is still in flight (``7`` and
 upstream, one request's answer could reach the other, and be checked and recorded
 as the other's. So each forwarded request carries an id mcpfence draws at random
 (unique on every replica, with no state shared between them), and the answer is
-matched to its request by that id alone, then given the client's id back.
+matched to its request by that id alone, then given the client's id back. The id's
+nonce is a random prefix drawn once per process (again in each forked worker) and a
+counter: unique without a random draw per request.
 
 The client's id travels inside the upstream id, so an answer replayed on a resumed
 stream, with no request of its own to match, still reaches the client under its
@@ -16,7 +18,9 @@ id of each request in flight, behind an interface a shared store can implement.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import secrets
 from typing import Any, Final, Protocol
 
@@ -29,9 +33,28 @@ SUBSCRIPTION_ID: Final = "io.modelcontextprotocol/subscriptionId"
 _NONCE_CHARS: Final = 16
 
 
+class _Nonces:
+    """16 hex characters per request: 8 random per process, then an 8-digit counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(4)
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08x}"
+
+
+_nonces = _Nonces()
+
+
 def upstream_id(own: RequestId) -> str:
     """A fresh id for the upstream that names the client's id ``own`` too."""
-    return f"{PREFIX}{secrets.token_hex(_NONCE_CHARS // 2)}:{json.dumps(own)}"
+    encoded = str(own) if type(own) is int else json.dumps(own)
+    return f"{PREFIX}{_nonces.next()}:{encoded}"
 
 
 def own_id(upstream: Any) -> RequestId:
