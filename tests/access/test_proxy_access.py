@@ -21,7 +21,8 @@ import pytest
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.protocol.clients import (
+from tests.admin.conftest import ADMIN_TOKEN, TAGS, upstream_server
+from tests.clients import (
     MCP_HEADERS,
     connect,
     open_raw_session,
@@ -29,8 +30,6 @@ from tests.protocol.clients import (
     session_headers,
 )
 from tests.servers import Proxy, free_port, run_proxy, serve_asgi, wait_for_port
-
-from .conftest import ADMIN_TOKEN, TAGS, upstream_server
 
 ENV = {"MCPFENCE_ADMIN_TOKEN": ADMIN_TOKEN}
 UPSTREAM_429_HEADERS = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}

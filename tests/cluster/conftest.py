@@ -10,7 +10,7 @@ from typing import TypeVar
 import anyio
 import pytest
 
-from tests.access.conftest import upstream_url
+from tests.admin.conftest import upstream_url
 from tests.cluster.redis_server import RedisServer, redis_server
 
 T = TypeVar("T")

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from tests.clients import MCP_HEADERS, Connection, connect, request
 from tests.cluster.conftest import POLICIES, eventually
 from tests.cluster.nginx import nginx
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas
-from tests.protocol.clients import MCP_HEADERS, Connection, connect, request
 
 
 @dataclass

@@ -9,16 +9,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.access.test_proxy_access import tool_names
-from tests.cluster.conftest import POLICIES, eventually
-from tests.cluster.redis_server import RedisServer
-from tests.cluster.topology import PUBLIC_URL, Replica, replicas
-from tests.protocol.clients import (
+from tests.clients import (
     MCP_HEADERS,
     open_raw_session,
     request,
     response_message,
     session_headers,
 )
+from tests.cluster.conftest import POLICIES, eventually
+from tests.cluster.redis_server import RedisServer
+from tests.cluster.topology import PUBLIC_URL, Replica, replicas
 
 
 @pytest.fixture(scope="module")
