@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from starlette.routing import Route
 
 from mcpfence import PolicyMiddleware
 from tests.clients import MCP_HEADERS, connect, request
+from tests.decision_log import written_lines
 from tests.e2e.enforcement.conftest import POLICIES, Recorder
 from tests.servers import serve_asgi
 from tests.telemetry.otlp_receiver import OtlpReceiver, otlp_receiver
@@ -48,8 +48,7 @@ class Fenced:
     receiver: OtlpReceiver
 
     def decisions(self) -> list[dict[str, Any]]:
-        text = self.decision_log.read_text("utf-8") if self.decision_log.exists() else ""
-        return [json.loads(line) for line in text.splitlines()]
+        return written_lines(self.decision_log)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ listener, the admin API on ``server.admin_port`` and the config keys ``expose``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from tests.clients import (
     request,
     session_headers,
 )
+from tests.decision_log import written_lines
 from tests.servers import Proxy, free_port, run_proxy, serve_asgi, wait_for_port
 
 ENV = {"MCPFENCE_ADMIN_TOKEN": ADMIN_TOKEN}
@@ -112,8 +112,7 @@ class Running:
         return created
 
     def decisions(self) -> list[dict[str, Any]]:
-        log = self.proxy.config_path.parent / "decisions.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return written_lines(self.proxy.config_path.parent / "decisions.jsonl")
 
     def local_url(self, created: dict[str, Any]) -> str:
         """The route's URL on this proxy (the path the admin API printed)."""

@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from tests.clients import MCP_HEADERS, Connection, connect, request
-from tests.cluster.conftest import POLICIES, eventually
+from tests.cluster.conftest import POLICIES
 from tests.cluster.nginx import nginx
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas
+from tests.polling import eventually
 
 
 @dataclass

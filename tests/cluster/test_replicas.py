@@ -16,9 +16,10 @@ from tests.clients import (
     response_message,
     session_headers,
 )
-from tests.cluster.conftest import POLICIES, eventually
+from tests.cluster.conftest import POLICIES
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import PUBLIC_URL, Replica, replicas
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.clients import MCP_HEADERS, request
-from tests.cluster.conftest import eventually
 from tests.cluster.redis_server import RedisServer, listening
+from tests.polling import eventually
 from tests.servers import free_port
 
 LIMITED = {"requests": 6, "per_seconds": 600, "key": "route"}

@@ -11,7 +11,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from tests.servers import Proxy, run_proxy, serve_asgi
+from tests.servers import Proxy, free_port, run_proxy, serve_asgi
 
 POLICIES = """\
 apiVersion: mcpfence/v1
@@ -134,8 +134,17 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy(upstream_url: str, policy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+def admin_port() -> int:
+    """The admin listener's port: its ``/metrics`` count policy reloads."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    upstream_url: str, policy_dir: Path, admin_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Proxy]:
     config = {
+        "server": {"admin_port": admin_port},
         "policies": [str(policy_dir)],
         "decision_log": {"path": "decisions.jsonl"},
         "routes": [{"name": "rec", "path": "/rec/mcp", "upstream": {"url": upstream_url}}],

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 
 from tests.clients import MCP_HEADERS, connect, modern_call, modern_headers
+from tests.decision_log import written_lines
 from tests.e2e.enforcement.conftest import POLICIES, TOKEN, Recorder
+from tests.polling import until
 from tests.servers import Proxy
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +23,23 @@ async def call(proxy: Proxy, tool: str, arguments: dict[str, object]) -> tuple[b
         session: ClientSession = conn.session
         result = await session.call_tool(tool, arguments)
         return bool(result.is_error), result.content[0].text  # type: ignore[union-attr]
+
+
+def reloads(admin_port: int, result: str) -> float:
+    """How many policy reloads ended with ``result`` (``ok`` or ``error``), from ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mcpfence_policy_reloads_total{") and f'result="{result}"' in line
+    )
+
+
+async def rewrite(pack: Path, text: str, admin_port: int, result: str) -> None:
+    """Write ``pack`` and return once the watcher has reloaded it with ``result``."""
+    before = reloads(admin_port, result)
+    pack.write_text(text)
+    await until(lambda: reloads(admin_port, result) > before)
 
 
 async def test_a_denied_call_never_reaches_the_upstream(proxy: Proxy, recorder: Recorder) -> None:
@@ -63,12 +79,10 @@ async def test_a_denial_inside_an_sse_stream_reaches_a_legacy_client(
 
 
 async def test_every_call_is_one_decision_log_line(proxy: Proxy) -> None:
-    await call(proxy, "set_status", {"status": None})
     log = proxy.config_path.parent / "decisions.jsonl"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "no-null-status" not in log.read_text():
-        await anyio.sleep(0.05)
-    line = json.loads(log.read_text().splitlines()[-1])
+    before = len(written_lines(log))
+    await call(proxy, "set_status", {"status": None})
+    [line] = await until(lambda: written_lines(log)[before:])
     assert (line["tool"], line["decision"]) == ("set_status", "deny")
     assert "args" not in line
 
@@ -83,41 +97,35 @@ async def test_an_edited_token_is_refused_quoting_it_to_the_model_but_never_to_t
     assert TOKEN in result.content[0].text  # type: ignore[union-attr]
     assert recorder.calls == []
     log = proxy.config_path.parent / "decisions.jsonl"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "tokens-verbatim" not in log.read_text():
-        await anyio.sleep(0.05)
-    assert "tokens-verbatim" in log.read_text()
+    await until(lambda: "tokens-verbatim" in log.read_text())
     assert TOKEN not in log.read_text()
 
 
 async def test_a_reload_with_a_broken_file_keeps_enforcing_the_old_rules(
-    proxy: Proxy, policy_dir: Path, recorder: Recorder
+    proxy: Proxy, policy_dir: Path, admin_port: int, recorder: Recorder
 ) -> None:
     pack = policy_dir / "pack.yaml"
     try:
-        pack.write_text(POLICIES.replace("args.status != null", "args.status +"))
-        await anyio.sleep(2.5)  # the watcher polls about once a second
+        await rewrite(pack, POLICIES.replace("args.status != null", "args.status +"), admin_port, "error")
         is_error, text = await call(proxy, "set_status", {"status": None})
         assert is_error
         assert "no-null-status" in text
         assert recorder.calls == []
     finally:
-        pack.write_text(POLICIES)
+        await rewrite(pack, POLICIES, admin_port, "ok")
 
 
 async def test_a_reload_with_a_fixed_rule_is_enforced_without_a_restart(
-    proxy: Proxy, policy_dir: Path, recorder: Recorder
+    proxy: Proxy, policy_dir: Path, admin_port: int, recorder: Recorder
 ) -> None:
     pack = policy_dir / "pack.yaml"
     try:
-        pack.write_text(POLICIES.replace("args.status != null", "args.status == true"))
-        await anyio.sleep(2.5)
+        await rewrite(pack, POLICIES.replace("args.status != null", "args.status == true"), admin_port, "ok")
         is_error, _ = await call(proxy, "set_status", {"status": False})
         assert is_error
         assert recorder.calls == []
     finally:
-        pack.write_text(POLICIES)
-        await anyio.sleep(2.5)
+        await rewrite(pack, POLICIES, admin_port, "ok")
 
 
 async def test_mcp_param_headers_follow_a_mutated_argument(proxy: Proxy, recorder: Recorder) -> None:

@@ -8,7 +8,6 @@ body of an answer to a GET or DELETE is checked too, or not relayed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.clients import MCP_HEADERS
+from tests.decision_log import written_lines
 from tests.e2e.enforcement.hostile import LISTING, canned_upstream, list_tools, read_only_route
 from tests.servers import Proxy, run_proxy, serve_asgi
 
@@ -45,7 +45,7 @@ def _logged(proxy: Proxy, route: str) -> list[dict[str, object]]:
     log = proxy.config_path.parent / "decisions.jsonl"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        lines = written_lines(log)
         if any(line["route"] == route for line in lines):
             return [line for line in lines if line["route"] == route]
         time.sleep(0.05)

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, settings
 from mcp.server.mcpserver import MCPServer
 
 from tests.clients import MCP_HEADERS, initialize_request, session_headers
+from tests.decision_log import written_lines
 from tests.e2e.enforcement.hostile import answering, read_body
 from tests.servers import Proxy, run_proxy, serve_asgi
 
@@ -136,8 +137,7 @@ class Target:
         return session_headers(self.session_id)
 
     def decisions(self) -> list[dict[str, Any]]:
-        text = self.decision_log.read_text("utf-8") if self.decision_log.exists() else ""
-        return [json.loads(line) for line in text.split("\n") if line]
+        return written_lines(self.decision_log)
 
     def wait_for_decisions(self, found: Any, timeout: float = HANG_SECONDS) -> list[dict[str, Any]]:
         """The decision lines once ``found(lines)`` holds (the log is written by a thread)."""

@@ -6,7 +6,6 @@ server's state: a refused call must leave it as it was.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.clients import (
     response_message,
     session_headers,
 )
+from tests.decision_log import written_lines
 from tests.e2e.input_schema import upstream
 from tests.e2e.input_schema.upstream import Crm
 from tests.servers import Proxy, free_port, run_proxy
@@ -66,7 +66,7 @@ def decision_lines(proxy: Proxy, tool: str, count: int) -> list[dict[str, Any]]:
     log = proxy.config_path.parent / "decisions.jsonl"
     deadline = time.monotonic() + 10
     while True:
-        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        lines = written_lines(log)
         found = [line for line in lines if line["tool"] == tool]
         if len(found) >= count or time.monotonic() > deadline:
             return found
