@@ -248,6 +248,7 @@ async def test_api_token_name_is_the_client_id_in_the_decision_log(running: Runn
     assert any(d["client_id"] == "agent-logged" and d["tool"] == "list_contacts" for d in running.decisions())
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_route_expiring_during_a_session_answers_404(running: Running) -> None:
     expires = datetime.now(UTC) + timedelta(seconds=2)
@@ -261,6 +262,7 @@ async def test_route_expiring_during_a_session_answers_404(running: Running) -> 
     assert response.status_code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_an_open_server_stream_ends_when_its_route_expires(running: Running) -> None:
     expires = datetime.now(UTC) + timedelta(seconds=2)
@@ -323,6 +325,7 @@ async def test_upstream_429_is_passed_through_once_with_normalized_headers(
     assert response.headers["X-RateLimit-Limit"] == "100"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_routes_survive_a_restart_and_tokens_stay_out_of_logs(
     tmp_path: Path, upstream_url: str, limited_upstream: tuple[str, RateLimitedUpstream]

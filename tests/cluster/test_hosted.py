@@ -19,6 +19,8 @@ from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import CLUSTER_SECRET, Replica, replicas
 from tests.transport.conftest import stdio_upstream
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 PATH = "/local/mcp"
 LIMITED = "/limited/mcp"
 

@@ -15,6 +15,8 @@ from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas
 from tests.polling import eventually
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 
 @dataclass
 class Cluster:

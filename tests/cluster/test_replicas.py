@@ -21,6 +21,8 @@ from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import PUBLIC_URL, Replica, replicas
 from tests.polling import eventually
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 
 @pytest.fixture(scope="module")
 def pair(

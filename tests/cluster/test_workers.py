@@ -17,6 +17,8 @@ from tests.cluster.redis_server import RedisServer, listening
 from tests.polling import eventually
 from tests.servers import free_port
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 LIMITED = {"requests": 6, "per_seconds": 600, "key": "route"}
 
 

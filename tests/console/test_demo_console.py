@@ -18,6 +18,8 @@ from tests.e2e.workflows.test_demo import demo_output, wait_until_answering
 from tests.examples.client import call_error, connect
 from tests.replay.conftest import MARIA_EDIT
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 
 @dataclass
 class DemoConsole:

@@ -18,7 +18,7 @@ from tests.servers import Proxy, run_proxy
 from tests.transport.conftest import DOWNSTREAMS, open_session, stdio_upstream
 from tests.transport.test_pairs import text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # see docs/how-to/test.md
 
 INTERNAL_ERROR = -32603
 
