@@ -85,9 +85,10 @@ def test_a_route_revoked_on_one_replica_is_404_on_every_replica(pair: list[Repli
 async def test_a_route_changed_on_one_replica_is_filtered_anew_on_the_other(pair: list[Replica]) -> None:
     created = create(pair[0], "changed")
     url = pair[0].token_route_url(created)
-    patched = pair[1].admin.patch(f"/admin/routes/{created['id']}", json={"config": {"methods": ["read"]}})
-    assert patched.status_code == 200, patched.text
     route = f"/admin/routes/{created['id']}"
+    eventually(lambda: pair[1].admin.get(route).status_code == 200)  # the create reached it
+    patched = pair[1].admin.patch(route, json={"config": {"methods": ["read"]}})
+    assert patched.status_code == 200, patched.text
     eventually(lambda: pair[0].admin.get(route).json()["config"]["methods"] == ["read"])
     assert await tool_names(url) == ["list_contacts", "lookup_journey"]
 
