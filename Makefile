@@ -38,8 +38,8 @@ policy-test: $(STAMP)
 # The official MCP conformance suite: direct, through mcpfence, and through 3 replicas behind nginx
 # (Node 22 installs locally; the cluster run starts redis-server and nginx).
 conformance: $(STAMP)
-	npm ci --prefix tests/conformance --no-audit --no-fund
-	$(BIN)/python tests/conformance/run.py --proxy --cluster
+	npm ci --prefix tests/e2e/conformance --no-audit --no-fund
+	$(BIN)/python tests/e2e/conformance/run.py --proxy --cluster
 
 # Throughput and latency beside nginx and a bare forwarder (installs nginx and wrk).
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""Real servers for tests: ASGI apps on loopback threads, and mcpfence as a subprocess."""
+"""Real servers for tests: ASGI apps on loopback threads, mcpfence as a subprocess, and
+mcpfence in this process behind Starlette's test client (where no socket is needed)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from typing import Any
 
 import uvicorn
 import yaml
+from starlette.testclient import TestClient
+
+from mcpfence import server
+from mcpfence.config import load_config
 
 
 def free_port() -> int:
@@ -80,6 +85,22 @@ class Proxy:
         return out.decode(errors="replace")
 
 
+def write_config(config: Mapping[str, Any], directory: Path) -> Path:
+    """``config`` as ``directory/mcpfence.yaml``, the file ``mcpfence serve`` would read."""
+    config_path = directory / "mcpfence.yaml"
+    config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    return config_path
+
+
+@contextmanager
+def in_process(config: Mapping[str, Any], directory: Path) -> Iterator[TestClient]:
+    """mcpfence built from ``config`` in this process, its lifespan run, behind a client for
+    its proxy app (``http://127.0.0.1``): for behaviour that needs no socket or process."""
+    proxy = server.Proxy(load_config(write_config(config, directory)))
+    with TestClient(proxy.app, base_url="http://127.0.0.1") as client:
+        yield client
+
+
 @contextmanager
 def run_proxy(
     config: Mapping[str, Any],
@@ -89,8 +110,7 @@ def run_proxy(
     """Write ``config`` to ``directory/mcpfence.yaml`` and run ``mcpfence serve`` on it."""
     port = free_port()
     config = {**config, "server": {"host": "127.0.0.1", **config.get("server", {}), "port": port}}
-    config_path = directory / "mcpfence.yaml"
-    config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    config_path = write_config(config, directory)
     process = subprocess.Popen(
         [sys.executable, "-m", "mcpfence", "serve", "--config", str(config_path)],
         stdout=subprocess.PIPE,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -8,7 +8,6 @@ listener, the admin API on ``server.admin_port`` and the config keys ``expose``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,16 +20,16 @@ import pytest
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.protocol.clients import (
+from tests.admin.conftest import ADMIN_TOKEN, TAGS, upstream_server
+from tests.clients import (
     MCP_HEADERS,
     connect,
     open_raw_session,
     request,
     session_headers,
 )
+from tests.decision_log import written_lines
 from tests.servers import Proxy, free_port, run_proxy, serve_asgi, wait_for_port
-
-from .conftest import ADMIN_TOKEN, TAGS, upstream_server
 
 ENV = {"MCPFENCE_ADMIN_TOKEN": ADMIN_TOKEN}
 UPSTREAM_429_HEADERS = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}
@@ -113,8 +112,7 @@ class Running:
         return created
 
     def decisions(self) -> list[dict[str, Any]]:
-        log = self.proxy.config_path.parent / "decisions.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return written_lines(self.proxy.config_path.parent / "decisions.jsonl")
 
     def local_url(self, created: dict[str, Any]) -> str:
         """The route's URL on this proxy (the path the admin API printed)."""
@@ -250,6 +248,7 @@ async def test_api_token_name_is_the_client_id_in_the_decision_log(running: Runn
     assert any(d["client_id"] == "agent-logged" and d["tool"] == "list_contacts" for d in running.decisions())
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_route_expiring_during_a_session_answers_404(running: Running) -> None:
     expires = datetime.now(UTC) + timedelta(seconds=2)
@@ -263,6 +262,7 @@ async def test_route_expiring_during_a_session_answers_404(running: Running) -> 
     assert response.status_code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_an_open_server_stream_ends_when_its_route_expires(running: Running) -> None:
     expires = datetime.now(UTC) + timedelta(seconds=2)
@@ -325,6 +325,7 @@ async def test_upstream_429_is_passed_through_once_with_normalized_headers(
     assert response.headers["X-RateLimit-Limit"] == "100"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_routes_survive_a_restart_and_tokens_stay_out_of_logs(
     tmp_path: Path, upstream_url: str, limited_upstream: tuple[str, RateLimitedUpstream]

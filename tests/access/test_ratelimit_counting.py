@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.protocol.clients import MCP_HEADERS, open_raw_session, request, session_headers
+from tests.admin.conftest import upstream_server
+from tests.clients import MCP_HEADERS, open_raw_session, request, session_headers
 from tests.servers import Proxy, run_proxy, serve_asgi
-
-from .conftest import upstream_server
 
 LIMIT = {"requests": 3, "per_seconds": 600}
 

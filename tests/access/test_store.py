@@ -12,7 +12,7 @@ import pytest
 from mcpfence.access.store import MIGRATIONS, ApiToken, SQLiteStore, StoreConflict, TokenRoute
 from mcpfence.access.tokens import hash_token
 from mcpfence.admin.expiry import purge_expired_routes
-from tests.cluster.conftest import until
+from tests.polling import until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

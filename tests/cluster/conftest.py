@@ -1,19 +1,15 @@
-"""Fixtures for cluster mode: a real Redis per test, and polling instead of sleeping."""
+"""Fixtures for cluster mode: a real Redis per test."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
-import anyio
 import pytest
 
-from tests.access.conftest import upstream_url
+from tests.admin.conftest import upstream_url
 from tests.cluster.redis_server import RedisServer, redis_server
 
-T = TypeVar("T")
 POLICIES = Path(__file__).parent / "policies"
 
 
@@ -32,31 +28,4 @@ def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-POLL_SECONDS = 0.02
-
-
-def _settled(value: T, deadline: float) -> bool:
-    """Whether polling stops: the value holds, or time is up (then the test fails)."""
-    if value or time.monotonic() > deadline:
-        assert value, f"never became true: {value!r}"
-        return True
-    return False
-
-
-def eventually(probe: Callable[[], T], timeout: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something truthy; its last value otherwise fails."""
-    deadline = time.monotonic() + timeout
-    while not _settled(value := probe(), deadline):
-        time.sleep(POLL_SECONDS)
-    return value
-
-
-async def until(probe: Callable[[], T], timeout: float = 10.0) -> T:
-    """:func:`eventually` for async tests: polls without blocking the event loop."""
-    deadline = time.monotonic() + timeout
-    while not _settled(value := probe(), deadline):
-        await anyio.sleep(POLL_SECONDS)
-    return value
-
-
-__all__ = ["POLICIES", "eventually", "module_redis", "redis", "until", "upstream_url"]
+__all__ = ["POLICIES", "module_redis", "redis", "upstream_url"]

@@ -8,16 +8,18 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from tests.cluster.redis_server import RedisServer
-from tests.cluster.topology import CLUSTER_SECRET, Replica, replicas
-from tests.protocol.clients import (
+from tests.clients import (
     MCP_HEADERS,
     initialize_request,
     request,
     response_message,
     session_headers,
 )
-from tests.transports.conftest import stdio_upstream
+from tests.cluster.redis_server import RedisServer
+from tests.cluster.topology import CLUSTER_SECRET, Replica, replicas
+from tests.transport.conftest import stdio_upstream
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 PATH = "/local/mcp"
 LIMITED = "/limited/mcp"

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.cluster.conftest import POLICIES, eventually
+from tests.clients import MCP_HEADERS, Connection, connect, request
+from tests.cluster.conftest import POLICIES
 from tests.cluster.nginx import nginx
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas
-from tests.protocol.clients import MCP_HEADERS, Connection, connect, request
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 
 @dataclass

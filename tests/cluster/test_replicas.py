@@ -9,16 +9,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.access.test_proxy_access import tool_names
-from tests.cluster.conftest import POLICIES, eventually
-from tests.cluster.redis_server import RedisServer
-from tests.cluster.topology import PUBLIC_URL, Replica, replicas
-from tests.protocol.clients import (
+from tests.clients import (
     MCP_HEADERS,
     open_raw_session,
     request,
     response_message,
     session_headers,
 )
+from tests.cluster.conftest import POLICIES
+from tests.cluster.redis_server import RedisServer
+from tests.cluster.topology import PUBLIC_URL, Replica, replicas
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +85,10 @@ def test_a_route_revoked_on_one_replica_is_404_on_every_replica(pair: list[Repli
 async def test_a_route_changed_on_one_replica_is_filtered_anew_on_the_other(pair: list[Replica]) -> None:
     created = create(pair[0], "changed")
     url = pair[0].token_route_url(created)
-    patched = pair[1].admin.patch(f"/admin/routes/{created['id']}", json={"config": {"methods": ["read"]}})
-    assert patched.status_code == 200, patched.text
     route = f"/admin/routes/{created['id']}"
+    eventually(lambda: pair[1].admin.get(route).status_code == 200)  # the create reached it
+    patched = pair[1].admin.patch(route, json={"config": {"methods": ["read"]}})
+    assert patched.status_code == 200, patched.text
     eventually(lambda: pair[0].admin.get(route).json()["config"]["methods"] == ["read"])
     assert await tool_names(url) == ["list_contacts", "lookup_journey"]
 

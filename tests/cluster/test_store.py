@@ -16,8 +16,8 @@ from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.cluster.redis import connect
 from mcpfence.cluster.store import RedisStore
 from tests.access.test_store import T0, Clock, make_route
-from tests.cluster.conftest import until
 from tests.cluster.redis_server import RedisServer
+from tests.polling import until
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.cluster.conftest import eventually
+from tests.clients import MCP_HEADERS, request
 from tests.cluster.redis_server import RedisServer, listening
-from tests.protocol.clients import MCP_HEADERS, request
+from tests.polling import eventually
 from tests.servers import free_port
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 LIMITED = {"requests": 6, "per_seconds": 600, "key": "route"}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.access.conftest import ADMIN_TOKEN
+from tests.admin.conftest import ADMIN_TOKEN
 from tests.servers import Proxy, free_port, run_proxy, wait_for_port
 
 CLUSTER_SECRET = "cluster-secret-for-tests-0123456789"

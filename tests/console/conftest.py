@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.workflows.conftest import POLICIES
 from tests.replay.conftest import SeedLog, seed_log
 from tests.servers import free_port, run_proxy, wait_for_port
-from tests.workflows.conftest import POLICIES
 
 __all__ = ["seed_log"]
 

@@ -16,6 +16,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.console.conftest import ADMIN_TOKEN, ConsoleSite
 from tests.replay.test_replay import NO_PASSWORD_RESETS
 
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

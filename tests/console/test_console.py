@@ -8,8 +8,8 @@ from http.cookies import SimpleCookie
 import httpx
 
 from tests.console.conftest import ADMIN_TOKEN, ConsoleSite, csrf_of
+from tests.e2e.workflows.conftest import POLICIES
 from tests.replay.test_replay import NO_PASSWORD_RESETS, RESETS_MESSAGE
-from tests.workflows.conftest import POLICIES
 
 PAGES = ("/ui/policies", "/ui/decisions", "/ui/what-if", "/ui/explain")
 

@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from tests.console.conftest import csrf_of
+from tests.e2e.workflows.test_demo import demo_output, wait_until_answering
+from tests.examples.client import call_error, connect
 from tests.replay.conftest import MARIA_EDIT
-from tests.upstreams.client import call_error, connect
-from tests.workflows.test_demo import demo_output, wait_until_answering
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 
 @dataclass

@@ -116,6 +116,7 @@ def explain(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_explain_decides_at_the_time_given_with_now(tmp_path: Path) -> None:
     assert "decision: allow" in explain(tmp_path, "--now", "2026-01-01T10:00:00Z").stdout
     assert "decision: deny" in explain(tmp_path, "--now", "2026-01-01T23:00:00+00:00").stdout

@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.e2e.workflows.conftest import World, _upstreams, demo_config
+from tests.examples.client import call, call_error, connect
 from tests.servers import run_proxy
-from tests.upstreams.client import call, call_error, connect
-from tests.workflows.conftest import World, _upstreams, demo_config
 
 MARIA = "100002"  # opted out of email
 MARIA_EDIT = {"id": MARIA, "Email": "maria.garcia@example.com", "LastName": "Garcia-Lopez"}

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from mcpfence.cli import main
 from mcpfence.telemetry import DecisionLog
 from mcpfence.telemetry.sealing import Sealer
+from tests.e2e.workflows.conftest import POLICIES
 from tests.replay.conftest import SeedLog
-from tests.workflows.conftest import POLICIES
 
 NO_PASSWORD_RESETS = """\
 apiVersion: mcpfence/v1

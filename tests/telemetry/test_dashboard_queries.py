@@ -15,9 +15,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.e2e.test_telemetry import POLICIES, Forwarded, build_upstream, failed_initialize
+from tests.examples.client import connect
 from tests.servers import free_port, run_proxy, serve_asgi, wait_for_port
-from tests.telemetry.test_e2e import POLICIES, Forwarded, build_upstream, failed_initialize
-from tests.upstreams.client import connect
+
+pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "mcpfence.json"
 # What Grafana substitutes: the "All" route, and a rate window of several 1 s scrapes.
