@@ -21,17 +21,22 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from benchmarks.harness import SSE_TOOL, TOOL, TOOL_RESULT_TEXT, read_body, run_uvicorn
+from benchmarks.harness import SSE_TOOL, TOOL, TOOL_RESULT_TEXT, UNMATCHED_TOOL, read_body, run_uvicorn
 
-_TOOLS = {"tools": [{
-    "name": TOOL,
-    "description": "Send an email (benchmark stub: does nothing).",
-    "inputSchema": {"type": "object", "properties": {
-        "to": {"type": "string"}, "subject": {"type": "string"},
-        "body": {"type": "string"}, "priority": {"type": "integer"},
-    }, "required": ["to", "subject"]},
-    "annotations": {"destructiveHint": False},
-}]}
+_SEND_SCHEMA = {"type": "object", "properties": {
+    "to": {"type": "string"}, "subject": {"type": "string"},
+    "body": {"type": "string"}, "priority": {"type": "integer"},
+}, "required": ["to", "subject"]}
+# Every tool the benchmark calls is listed: mcpfence refuses calls to tools whose
+# inputSchema it does not know, and a refusal measured as a call would flatter it.
+_TOOLS = {"tools": [
+    {"name": TOOL, "description": "Send an email (benchmark stub: does nothing).",
+     "inputSchema": _SEND_SCHEMA, "annotations": {"destructiveHint": False}},
+    {"name": SSE_TOOL, "description": "The same, answered as an event stream.",
+     "inputSchema": _SEND_SCHEMA, "annotations": {"destructiveHint": False}},
+    {"name": UNMATCHED_TOOL, "description": "Read the status (no policy covers it).",
+     "inputSchema": {"type": "object", "properties": {}}, "annotations": {"readOnlyHint": True}},
+]}
 _CALL_RESULT = {"content": [{"type": "text", "text": TOOL_RESULT_TEXT}], "isError": False}
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream")]

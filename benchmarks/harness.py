@@ -91,15 +91,21 @@ def run_wrk(url: str, connections: int, seconds: float, threads: int = 1, body: 
     return WrkResult(**json.loads(line.removeprefix("WRK_RESULT ")))
 
 
-def preflight(url: str) -> None:
-    """Fail loudly unless ``url`` answers the benchmark call with the upstream's tool result.
+def preflight(url: str, body: bytes = BODY) -> None:
+    """Fail loudly unless ``url`` answers ``body`` with the upstream's tool result.
 
-    wrk only counts HTTP statuses; a target that answered 200 with a JSON-RPC error would
-    otherwise be measured as if it worked.
+    wrk only counts HTTP statuses; a target that answered 200 with a JSON-RPC error, or
+    refused the call as a tool error, would otherwise be measured as if it worked. An
+    event-stream answer must stay one (the SSE target times the relayed event).
     """
-    request = urllib.request.Request(url, data=BODY, headers=HEADERS, method="POST")
+    request = urllib.request.Request(url, data=body, headers=HEADERS, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
-        message = json.loads(response.read())
+        streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+        payload = response.read()
+    if body == SSE_BODY and not streamed:
+        raise RuntimeError(f"{url} did not relay the event stream: {payload[:300]!r}")
+    data = payload.split(b"data: ", 1)[1] if streamed else payload
+    message = json.loads(data)
     result = message.get("result") or {}
     texts = [item.get("text") for item in result.get("content", [])]
     if result.get("isError") or texts != [TOOL_RESULT_TEXT]:

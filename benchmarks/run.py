@@ -43,6 +43,7 @@ from benchmarks.harness import (
     loaded,
     markdown_table,
     measure_all,
+    preflight,
     python_module,
     rss_kib,
     run_wrk,
@@ -171,6 +172,7 @@ class Extras:
 
 def unmatched_and_ping(proxy: Service, seconds: float, rounds: int = 3) -> tuple[float, float]:
     """CPU µs per request of a tools/call no policy matches and of a ping, interleaved."""
+    preflight(proxy.url, UNMATCHED_BODY)
     unmatched, ping = [], []
     for _ in range(rounds):
         unmatched.append(loaded(proxy, seconds / rounds, UNMATCHED_BODY)[1])
@@ -180,6 +182,8 @@ def unmatched_and_ping(proxy: Service, seconds: float, rounds: int = 3) -> tuple
 
 def sse_added_p50(direct: Service, proxy: Service, seconds: float, rounds: int = 3) -> float:
     """Added p50 at c=1 of a one-event SSE answer: the time to the first relayed event."""
+    preflight(direct.url, SSE_BODY)
+    preflight(proxy.url, SSE_BODY)
     added = []
     for _ in range(rounds):
         base = run_wrk(direct.url, connections=1, seconds=seconds / rounds, body=SSE_BODY).p50_us
