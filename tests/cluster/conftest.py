@@ -32,6 +32,14 @@ def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.fixture
+def shared_redis(module_redis: RedisServer) -> Iterator[RedisServer]:
+    """The module's Redis, its replicas' too; a test that stops it gets it back running afterwards."""
+    yield module_redis
+    if module_redis.process is None:
+        module_redis.start()
+
+
 POLL_SECONDS = 0.02
 
 
@@ -59,4 +67,4 @@ async def until(probe: Callable[[], T], timeout: float = 10.0) -> T:
     return value
 
 
-__all__ = ["POLICIES", "eventually", "module_redis", "redis", "until", "upstream_url"]
+__all__ = ["POLICIES", "eventually", "module_redis", "redis", "shared_redis", "until", "upstream_url"]
