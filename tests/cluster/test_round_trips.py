@@ -16,7 +16,7 @@ from tests.cluster.conftest import POLICIES
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.topology import Replica, replicas, route_config
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # see docs/how-to/test.md
 
 GENEROUS = {"requests": 1000, "per_seconds": 600, "key": "session"}
 # What the replicas ask Redis on their own, whatever the traffic: redis-py's health checks
