@@ -2,7 +2,11 @@
 
 Every mcpfence target runs in cluster mode (a local ``redis-server``) with the benchmark
 policies, in front of the same fast upstream; the replicas sit behind ``deploy/nginx.conf``
-(round robin). Same wrk settings as ``benchmarks.run``: c=16, 2 threads, best of 2 rounds.
+(round robin). Two more rows give the one worker's route the shared state that costs Redis
+round trips per call (docs/how-to/cluster.md#round-trips-per-call): a rate limit plus an
+opaque-token policy (one round trip), and a rate limit plus a policy reading the session's
+history (one round trip before the call, one write after). Same wrk settings as
+``benchmarks.run``: c=16, 2 threads, best of 2 rounds.
 
 Run: ``python -m benchmarks.bench_cluster [--seconds S]``
 """
@@ -23,18 +27,23 @@ from benchmarks.run import ROUTE_PATH, nginx
 from tests.cluster.nginx import nginx as cluster_nginx
 from tests.cluster.redis_server import redis_server
 
-POLICIES = [str(BENCH_DIR / "policies.yaml")]
+POLICIES = [str(BENCH_DIR / "policies.yaml"), str(BENCH_DIR / "session_policies.yaml")]
+# Never reached by the benchmark, so only its Redis round trip is measured.
+UNREACHED_LIMIT = {"requests": 1_000_000_000, "per_seconds": 1, "key": "route"}
 
 
 @contextmanager
-def mcpfence(upstream: str, redis_url: str, workers: int) -> Iterator[tuple[Service, int]]:
-    """``mcpfence serve --workers N`` in cluster mode, one route to ``upstream``."""
+def mcpfence(
+    upstream: str, redis_url: str, workers: int, **route: object
+) -> Iterator[tuple[Service, int]]:
+    """``mcpfence serve --workers N`` in cluster mode, one route to ``upstream`` (``route``:
+    its name, which session_policies.yaml matches, and a rate limit)."""
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port},
         "policies": POLICIES,
         "cluster": {"redis_url": redis_url},
-        "routes": [{"name": "bench", "path": ROUTE_PATH, "upstream": {"url": upstream}}],
+        "routes": [{"name": "bench", "path": ROUTE_PATH, "upstream": {"url": upstream}, **route}],
     }
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as directory:
         path = Path(directory, "mcpfence.yaml")
@@ -64,6 +73,12 @@ def main() -> None:
         for workers in (1, 2):
             with mcpfence(upstream.url, redis.url, workers) as (served, _):
                 rows[f"mcpfence, `--workers {workers}`"] = throughput(served.url, seconds)
+        for name, row in (
+            ("tokens", "`--workers 1`, rate limit + opaque-token policy (1 round trip)"),
+            ("history", "`--workers 1`, rate limit + history policy (1 round trip + 1 write)"),
+        ):
+            with mcpfence(upstream.url, redis.url, 1, name=name, rate_limit=UNREACHED_LIMIT) as (served, _):
+                rows[f"mcpfence, {row}"] = throughput(served.url, seconds)
         with (
             mcpfence(upstream.url, redis.url, 1) as (_, first),
             mcpfence(upstream.url, redis.url, 1) as (_, second),

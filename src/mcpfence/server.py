@@ -246,17 +246,23 @@ class Proxy:
         needs_token = token_route is not None and token_route.require_api_token_auth
         if route.rate_limit is None and not needs_token:
             return None
-        counter = self._rate_counter(RateLimit(**route.rate_limit.model_dump())) if route.rate_limit else None
+        limit = RateLimit(**route.rate_limit.model_dump()) if route.rate_limit else None
+        counter = self._rate_counter(limit, route.name) if limit is not None else None
         api_tokens = ApiTokens(self.store) if needs_token and self.store is not None else None
         name = token_route.name if token_route is not None else route.name
         return AccessGuard(name, api_tokens, counter)
 
-    def _rate_counter(self, limit: RateLimit) -> RateCounter:
-        """Counted globally in Redis in cluster mode; in this process otherwise."""
+    def _rate_counter(self, limit: RateLimit, route: str) -> RateCounter:
+        """Counted globally in Redis in cluster mode, where the script that counts a call
+        also reads the session memory that ``route``'s policies decide it with; in this
+        process otherwise."""
         if self.redis is not None:
             from mcpfence.cluster.ratelimit import RedisRateCounter
+            from mcpfence.cluster.session import RedisSessionMemory, SessionRide
 
-            return RedisRateCounter(self.redis, limit)
+            assert isinstance(self.memory, RedisSessionMemory)
+            ride = SessionRide(self.memory, route, lambda name: self.policies.current.uses_session(name))
+            return RedisRateCounter(self.redis, limit, ride=ride)
         return RateLimiter(limit)
 
     def _listing(self, route: RouteConfig) -> SelfListing:

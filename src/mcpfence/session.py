@@ -118,8 +118,9 @@ class SessionMemory:
     async def load(self, key: str) -> None:
         """Fetch ``key``'s state from the shared store; in process memory there is none."""
 
-    def store(self, key: str, call: Mapping[str, Any], tokens: list[str]) -> Awaitable[None] | None:
-        """Write what :meth:`SessionState.record_call` kept to the shared store (None: nothing to do)."""
+    def store(self, key: str, call: Mapping[str, Any] | None, tokens: list[str]) -> Awaitable[None] | None:
+        """Write to the shared store the call :meth:`SessionState.record_call` kept (None: not to
+        be kept) and the tokens :meth:`SessionState.remember_tokens` added; None: nothing to do."""
         return None
 
     @staticmethod

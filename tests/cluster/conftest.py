@@ -28,4 +28,12 @@ def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-__all__ = ["POLICIES", "module_redis", "redis", "upstream_url"]
+@pytest.fixture
+def shared_redis(module_redis: RedisServer) -> Iterator[RedisServer]:
+    """The module's Redis, its replicas' too; a test that stops it gets it back running afterwards."""
+    yield module_redis
+    if module_redis.process is None:
+        module_redis.start()
+
+
+__all__ = ["POLICIES", "module_redis", "redis", "shared_redis", "upstream_url"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from tests.clients import MCP_HEADERS, Connection, connect, request
 from tests.cluster.conftest import POLICIES
 from tests.cluster.nginx import nginx
 from tests.cluster.redis_server import RedisServer
-from tests.cluster.topology import Replica, replicas
+from tests.cluster.topology import Replica, replicas, route_config
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slow  # see docs/how-to/test.md
@@ -28,9 +29,7 @@ class Cluster:
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, module_redis: RedisServer, upstream_url: str
 ) -> Iterator[Cluster]:
-    def route(name: str, **extra: object) -> dict[str, object]:
-        return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": upstream_url}, **extra}
-
+    route = partial(route_config, upstream_url=upstream_url)
     routes = [
         route("crm"),
         route("global", rate_limit={"requests": 7, "per_seconds": 600, "key": "route"}),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from tests.access.test_proxy_access import tool_names
 from tests.clients import (
@@ -18,7 +18,7 @@ from tests.clients import (
 )
 from tests.cluster.conftest import POLICIES
 from tests.cluster.redis_server import RedisServer
-from tests.cluster.topology import PUBLIC_URL, Replica, replicas
+from tests.cluster.topology import PUBLIC_URL, Replica, replicas, route_config
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slow  # see docs/how-to/test.md
@@ -28,9 +28,7 @@ pytestmark = pytest.mark.slow  # see docs/how-to/test.md
 def pair(
     tmp_path_factory: pytest.TempPathFactory, module_redis: RedisServer, upstream_url: str
 ) -> Iterator[list[Replica]]:
-    def route(name: str, **extra: object) -> dict[str, object]:
-        return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": upstream_url}, **extra}
-
+    route = partial(route_config, upstream_url=upstream_url)
     routes = [
         route("crm"),
         route("global", rate_limit={"requests": 5, "per_seconds": 600, "key": "route"}),
@@ -40,14 +38,6 @@ def pair(
     directory = tmp_path_factory.mktemp("replicas")
     with replicas(2, directory, module_redis.url, routes, policies=[str(POLICIES)]) as running:
         yield running
-
-
-@pytest.fixture
-def redis(module_redis: RedisServer) -> Iterator[RedisServer]:
-    """The replicas' Redis; a test that stops it gets it back running afterwards."""
-    yield module_redis
-    if module_redis.process is None:
-        module_redis.start()
 
 
 def status(url: str) -> int:
@@ -113,18 +103,18 @@ def test_healthz_and_readyz_answer_on_the_proxy_port(pair: list[Replica]) -> Non
 
 
 def test_readyz_fails_while_redis_is_down_and_recovers_by_itself(
-    pair: list[Replica], redis: RedisServer
+    pair: list[Replica], shared_redis: RedisServer
 ) -> None:
-    redis.stop()
+    shared_redis.stop()
     eventually(lambda: httpx.get(pair[0].url("/readyz"), timeout=10).status_code == 503)
     assert "Redis" in httpx.get(pair[0].url("/readyz"), timeout=10).json()["reason"]
     assert httpx.get(pair[0].url("/healthz")).status_code == 200
-    redis.start()
+    shared_redis.start()
     eventually(lambda: httpx.get(pair[0].url("/readyz"), timeout=10).status_code == 200)
 
 
-def test_admin_writes_answer_503_while_redis_is_down(pair: list[Replica], redis: RedisServer) -> None:
-    redis.stop()
+def test_admin_writes_answer_503_while_redis_is_down(pair: list[Replica], shared_redis: RedisServer) -> None:
+    shared_redis.stop()
     response = pair[0].admin.post("/admin/tokens", json={"name": "agent"})
     assert response.status_code == 503
     assert "Redis" in response.json()["error"]
@@ -156,8 +146,10 @@ async def test_a_session_opened_on_one_replica_is_counted_as_that_session_on_ano
     assert statuses == [200, 200, 200, 429]
 
 
-def test_a_limited_route_fails_closed_while_redis_is_down(pair: list[Replica], redis: RedisServer) -> None:
-    redis.stop()
+def test_a_limited_route_fails_closed_while_redis_is_down(
+    pair: list[Replica], shared_redis: RedisServer
+) -> None:
+    shared_redis.stop()
     response = httpx.post(pair[0].url("/global/mcp"), json=request("ping"), headers=MCP_HEADERS, timeout=30)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == -32603
@@ -191,36 +183,14 @@ async def test_a_history_based_policy_decides_alike_on_every_replica(pair: list[
 
 @pytest.mark.anyio
 async def test_calls_needing_session_memory_fail_closed_while_redis_is_down(
-    pair: list[Replica], redis: RedisServer
+    pair: list[Replica], shared_redis: RedisServer
 ) -> None:
     async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=30) as http:
         session_id = await open_raw_session(http, pair[0].url("/history/mcp"))
-        redis.stop()
+        shared_redis.stop()
         headers = session_headers(session_id)
         url = pair[1].url("/history/mcp")
         response = await http.post(url, json=call("send_journey", "j1", 1), headers=headers)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == -32603
     assert "session memory could not be read" in response.json()["error"]["message"]
-
-
-async def command_calls(redis: RedisServer, *commands: str) -> int:
-    client = aioredis.Redis.from_url(redis.url, decode_responses=True)
-    stats = await client.info("commandstats")
-    await client.aclose()
-    return sum(int(stats.get(f"cmdstat_{command}", {}).get("calls", 0)) for command in commands)
-
-
-@pytest.mark.anyio
-async def test_a_route_needing_no_shared_state_makes_no_redis_call_per_request(
-    pair: list[Replica], redis: RedisServer
-) -> None:
-    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
-        session_id = await open_raw_session(http, pair[0].url("/crm/mcp"))
-        before = await command_calls(redis, "evalsha", "eval", "lrange", "set")
-        for index in range(5):
-            message = request("tools/call", {"name": "list_contacts", "arguments": {}}, index)
-            url = pair[index % 2].url("/crm/mcp")
-            answered = await http.post(url, json=message, headers=session_headers(session_id))
-            assert answered.status_code == 200
-        assert await command_calls(redis, "evalsha", "eval", "lrange", "set") == before

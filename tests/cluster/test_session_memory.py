@@ -46,3 +46,16 @@ async def test_redis_keeps_a_session_within_its_byte_bounds(redis: RedisServer) 
     assert '"n":59' in calls[-1]
     assert 0 < await client.ttl(calls_key) <= memory.ttl_seconds
     await client.aclose()
+
+
+async def test_reading_a_session_renews_its_idle_expiry(redis: RedisServer) -> None:
+    client: aioredis.Redis = connect(redis.url)
+    memory = RedisSessionMemory(client)
+    state = memory.get(KEY)
+    await memory.store(KEY, state.record_call("lookup", {"id": "7"}, True), [])
+    calls_key, _, _ = memory._keys(KEY)
+    await client.expire(calls_key, 5)
+    await RedisSessionMemory(client).load(KEY)
+    assert await client.ttl(calls_key) > 5
+    await client.aclose()
+

@@ -37,6 +37,11 @@ class Replica:
         return self.proxy.url("/mcp/" + str(created["url"]).rsplit("/mcp/", 1)[1])
 
 
+def route_config(name: str, upstream_url: str, **extra: object) -> dict[str, object]:
+    """A config route ``name`` at ``/{name}/mcp`` to ``upstream_url``."""
+    return {"name": name, "path": f"/{name}/mcp", "upstream": {"url": upstream_url}, **extra}
+
+
 def cluster_config(redis_url: str, routes: list[dict[str, Any]], admin_port: int) -> dict[str, Any]:
     return {
         "server": {"admin_port": admin_port, "public_url": PUBLIC_URL},

@@ -336,3 +336,16 @@ def test_a_literal_backslash_u0000_is_not_a_nul(load: Loader) -> None:
     policies = load(policy("no-rm", validations=[{"expression": '!args.cmd.contains("rm")'}]))
 
     assert policies.decide(call({"cmd": "\\u0000 is text"})).decision == "allow"
+
+
+def test_a_routes_session_use_names_what_its_policies_read_of_the_session(load: Loader) -> None:
+    history = [{"expression": "size(session.calls) < 50"}]
+    policies = load(
+        policy("history", match={"routes": ["crm"]}, validations=history),
+        policy("verbatim", match={"routes": ["crm", "mail"]}, opaque=[{"path": "/id"}]),
+    )
+
+    assert policies.session_use("crm") == (True, True)
+    assert policies.session_use("mail") == (False, True)
+    assert policies.session_use("billing") == (False, False)
+    assert not policies.uses_session("billing")

@@ -65,7 +65,8 @@ class PolicyAddon(BaseAddon):
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         """Before calls are decided: the tools' schemas (listed once if none was relayed)
-        and the session's memory (one round trip in cluster mode), when a call needs them."""
+        and the session's memory, when a call needs them. In cluster mode the memory costs
+        one round trip, or none when the rate limit's script read it already."""
         calls = any(m.get("method") == "tools/call" and jsonrpc.is_request(m) for m in messages)
         if not calls:
             return
@@ -183,6 +184,8 @@ class PolicyAddon(BaseAddon):
         tokens: list[str] = []
         if result is not None and policies.harvests_tokens:
             tokens = state.remember_tokens(harvest(result, policies.token_patterns), self.memory.max_tokens)
-        stored = self.memory.store(key, call, tokens) if policies.uses_session(flow.context.route) else None
+        # Kept in the shared store: only what the route's policies read, and only if new.
+        use = policies.session_use(flow.context.route)
+        stored = self.memory.store(key, call if use.calls else None, tokens if use.tokens else [])
         if stored is not None:
             flow.notes["settle"] = stored

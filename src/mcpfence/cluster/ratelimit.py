@@ -1,10 +1,12 @@
 """Rate limits counted once for the whole cluster: a token bucket per key in Redis.
 
-One Lua script per admission, so one round trip: it checks whether the session
-id was seen issued (``key: session``), picks the session's buckets or the
-client's accordingly, refills them by Redis's own clock (replicas' clocks never
-disagree), and takes every token or none. A Redis failure refuses the request
-(-32603): a limit that cannot be counted is not silently lifted.
+One script per admission (mcpfence.cluster.precall), so one round trip: it checks
+whether the session id was seen issued (``key: session``), picks the session's
+buckets or the client's accordingly, refills them by Redis's own clock (replicas'
+clocks never disagree), and takes every token or none. When the POST carries a
+``tools/call`` on a route whose policies read the session, the same script also
+reads the session memory (:class:`SessionRide`). A Redis failure refuses the
+request (-32603): a limit that cannot be counted is not silently lifted.
 """
 
 from __future__ import annotations
@@ -18,40 +20,12 @@ import redis.asyncio as aioredis
 from mcpfence import jsonrpc
 from mcpfence.access.ratelimit import SESSION_TTL_SECONDS, BucketKey, Caller, RateDecision, RateLimit
 from mcpfence.cluster import SharedStateUnavailable
+from mcpfence.cluster.precall import BeforeCall, BucketTake
 from mcpfence.cluster.redis import KEY_PREFIX
+from mcpfence.cluster.session import SessionRide
 from mcpfence.cluster.store import shared
 
 log = logging.getLogger("mcpfence")
-
-# KEYS[1]: the issued-session marker; KEYS[2..n+1]: the session's buckets; KEYS[n+2..]: the client's.
-# ARGV: capacity, tokens per second, bucket TTL ms, session TTL s, check session (0/1), then n counts.
-_TAKE = """
-local time = redis.call('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n = (#KEYS - 1) / 2
-local first = 1 + n
-if ARGV[5] == '1' and redis.call('EXPIRE', KEYS[1], ARGV[4]) == 1 then first = 1 end
-local tokens, deficit = {}, -capacity
-for i = 1, n do
-  local state = redis.call('HMGET', KEYS[first + i], 'tokens', 'at')
-  local held = tonumber(state[1]) or capacity
-  local at = tonumber(state[2]) or now
-  held = math.min(capacity, held + math.max(0, now - at) * rate)
-  tokens[i] = held
-  deficit = math.max(deficit, tonumber(ARGV[5 + i]) - held)
-end
-local allowed = deficit <= 0
-local fewest = capacity
-for i = 1, n do
-  local left = tokens[i]
-  if allowed then left = left - tonumber(ARGV[5 + i]) end
-  fewest = math.min(fewest, left)
-  redis.call('HSET', KEYS[first + i], 'tokens', tostring(left), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[first + i], ARGV[3])
-end
-return {allowed and 1 or 0, tostring(fewest), tostring(deficit)}
-"""
 
 
 def _digest(value: str) -> str:
@@ -61,11 +35,18 @@ def _digest(value: str) -> str:
 class RedisRateCounter:
     """A :class:`mcpfence.access.ratelimit.RateCounter` in Redis, shared by every replica."""
 
-    def __init__(self, client: aioredis.Redis, limit: RateLimit, prefix: str = KEY_PREFIX) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        limit: RateLimit,
+        prefix: str = KEY_PREFIX,
+        ride: SessionRide | None = None,
+    ) -> None:
         self.limit = limit
         self._redis = client
         self._prefix = prefix
-        self._take = client.register_script(_TAKE)
+        self._before_call = BeforeCall(client)
+        self._ride = ride
         # A bucket idle this long is full again: Redis forgets it.
         self._bucket_ttl_ms = str(int(limit.per_seconds * 1000) + 1000)
 
@@ -91,12 +72,15 @@ class RedisRateCounter:
             "1" if check else "0",
             *(str(count) for count in by_session.values()),
         ]
+        ride = self._ride.along(caller, tools) if self._ride is not None else None
         try:
-            allowed, fewest, deficit = await shared(self._take(keys=keys, args=args))
+            fetched = await self._before_call(ride.read if ride else None, BucketTake(keys, args))
         except SharedStateUnavailable as exc:
             message = f"rate limit of route {route} could not be counted: {exc}"
             raise jsonrpc.JsonRpcError(jsonrpc.INTERNAL_ERROR, message, status=503) from None
-        return self.limit.decision(bool(allowed), float(fewest), float(deficit))
+        if ride is not None:
+            ride.deliver(fetched)
+        return self.limit.decision(fetched.allowed, fetched.fewest, fetched.deficit)
 
     async def session_issued(self, route: str, session_id: str) -> None:
         # Unrecorded, the session is counted by its client: stricter, never looser.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcpfence.jsonrpc import dumps
 from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
@@ -140,6 +140,15 @@ class _Scope:
         return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce", logged)
 
 
+class SessionUse(NamedTuple):
+    """What a route's policies read of the session's memory, so only that is kept (cluster mode)."""
+
+    calls: bool
+    """A policy reads ``session``: every forwarded call is recorded."""
+    tokens: bool
+    """A policy checks opaque tokens: tokens seen in results are remembered."""
+
+
 class PolicySet:
     """An immutable, loaded set of policies; the proxy swaps whole sets on reload."""
 
@@ -162,7 +171,7 @@ class PolicySet:
         patterns = tuple(dict.fromkeys(rule.pattern for rule in rules if rule.pattern))
         any_token = any(rule.pattern is None for rule in rules)
         self.token_patterns: tuple[re.Pattern[str], ...] | None = None if any_token else patterns
-        self.uses_session = lru_cache(maxsize=1024)(self._uses_session)
+        self.session_use = lru_cache(maxsize=1024)(self._session_use)
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -174,12 +183,14 @@ class PolicySet:
         found.sort(key=lambda p: p.order)
         return tuple(p for p in found if any(fnmatchcase(route, g) for g in p.routes))
 
-    def _uses_session(self, route: str) -> bool:
-        """Whether a policy for ``route`` reads ``session`` or checks opaque tokens (cached)."""
-        return any(
-            ("session" in p.roots or p.opaque) and any(fnmatchcase(route, g) for g in p.routes)
-            for p in self.policies
-        )
+    def _session_use(self, route: str) -> SessionUse:
+        """What the policies for ``route`` read of the session (cached per route)."""
+        mine = [p for p in self.policies if any(fnmatchcase(route, g) for g in p.routes)]
+        return SessionUse(any("session" in p.roots for p in mine), any(p.opaque for p in mine))
+
+    def uses_session(self, route: str) -> bool:
+        """Whether a policy for ``route`` reads ``session`` or checks opaque tokens."""
+        return any(self.session_use(route))
 
     def guidance(self, route: str, tool: str) -> list[str]:
         """Guidance of every policy matching the tool (``when`` is not known yet)."""
