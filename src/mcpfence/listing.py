@@ -3,7 +3,7 @@
 The argument check needs each tool's ``inputSchema`` before the first call is
 forwarded, and a client may call a tool without listing first (it cached the list,
 or was told the name). Then mcpfence asks once, on a connection of its own, over
-the upstream's own transport (a :class:`~mcpfence.transport.link.Link`: a
+the upstream's own transport (a :class:`~mcpfence.transport.upstream.link.Link`: a
 Streamable HTTP session with its ``initialize`` handshake, a stateless 2026-07-28
 request, a legacy SSE stream, or a stdio child), and the catalog keeps the answer
 until the upstream says ``notifications/tools/list_changed``. Concurrent calls
@@ -24,10 +24,10 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from mcpfence import __version__, jsonrpc
 from mcpfence.catalog import ToolCatalog
 from mcpfence.jsonrpc import Message
-from mcpfence.transport.hub import INITIALIZED
-from mcpfence.transport.link import Link
-from mcpfence.transport.messages import PROTOCOL_VERSION_META
-from mcpfence.transport.upstream import UpstreamError
+from mcpfence.transport.downstream.messages import PROTOCOL_VERSION_META
+from mcpfence.transport.upstream.hub import INITIALIZED
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.pool import UpstreamError
 
 log = logging.getLogger("mcpfence")
 

@@ -19,11 +19,11 @@ from typing import Any
 from mcpfence.config import Config, UpstreamConfig, load_config
 from mcpfence.listing import SelfListing
 from mcpfence.server import Proxy
-from mcpfence.transport.app import OriginGuard
-from mcpfence.transport.asgi_upstream import CLIENT_SCOPE, AsgiUpstream
+from mcpfence.transport.downstream.app import OriginGuard
 from mcpfence.transport.http import ASGIMessage, Receive, Request, Scope, Send, send_jsonrpc_error
-from mcpfence.transport.link import Link
-from mcpfence.transport.upstream_client import StreamableHttpLink
+from mcpfence.transport.upstream.asgi import CLIENT_SCOPE, AsgiUpstream
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.streamable_http import StreamableHttpLink
 
 StrPath = str | PathLike[str]
 _TIMEOUT_SECONDS: float = UpstreamConfig.model_fields["timeout_seconds"].default

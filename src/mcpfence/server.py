@@ -49,14 +49,14 @@ from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.telemetry.sealing import sealer
-from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
-from mcpfence.transport.app import Route as ProxyRoute
-from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
-from mcpfence.transport.hosted import HostedRoute
-from mcpfence.transport.limits import StreamCaps
-from mcpfence.transport.link import Link
-from mcpfence.transport.streamable_http import StreamableHttpRoute
-from mcpfence.transport.upstream import HttpUpstream, Upstream
+from mcpfence.transport.downstream.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
+from mcpfence.transport.downstream.app import Route as ProxyRoute
+from mcpfence.transport.downstream.endpoints import RouteEndpoints, build_endpoints, upstream_link
+from mcpfence.transport.downstream.hosted import HostedRoute
+from mcpfence.transport.downstream.relay import StreamableHttpRoute
+from mcpfence.transport.upstream.limits import StreamCaps
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.pool import HttpUpstream, Upstream
 from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 

@@ -3,7 +3,7 @@
 The relay speaks to an :class:`HttpUpstream`: open a request, get a response
 head, read or stream its body. :class:`Upstream` is that over the network; an
 MCP server that is an ASGI app in the same process is reached through
-``asgi_upstream.AsgiUpstream`` instead (mcpfence as middleware), so both run
+``upstream.asgi.AsgiUpstream`` instead (mcpfence as middleware), so both run
 the same relay code.
 
 aiohttp was chosen by measurement (benchmarks/bench_clients.py): on this
@@ -21,7 +21,7 @@ from typing import Final, Protocol
 import aiohttp
 
 from mcpfence import jsonrpc
-from mcpfence.transport.limits import StreamCaps, StreamSlots
+from mcpfence.transport.upstream.limits import StreamCaps, StreamSlots
 from mcpfence.urls import redact_url, redact_urls
 
 # The most of one upstream JSON answer mcpfence holds in memory to check it.

@@ -17,17 +17,17 @@ from pathlib import Path
 from mcpfence.access.guard import AccessGuard
 from mcpfence.config import RouteConfig
 from mcpfence.pipeline import Pipeline
-from mcpfence.transport.app import Route
-from mcpfence.transport.hosted import HostedRoute
+from mcpfence.transport.downstream.app import Route
+from mcpfence.transport.downstream.hosted import HostedRoute
+from mcpfence.transport.downstream.legacy_sse import LegacySseRoute
+from mcpfence.transport.downstream.messages import ParamSchemas
+from mcpfence.transport.downstream.sessions import SessionTable
 from mcpfence.transport.http import Request, Send
-from mcpfence.transport.legacy_sse import LegacySseRoute
-from mcpfence.transport.link import Link
-from mcpfence.transport.messages import ParamSchemas
-from mcpfence.transport.sessions import SessionTable
-from mcpfence.transport.stdio import StdioLink
-from mcpfence.transport.upstream import Upstream
-from mcpfence.transport.upstream_client import StreamableHttpLink
-from mcpfence.transport.upstream_sse import SseLink
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.pool import Upstream
+from mcpfence.transport.upstream.sse import SseLink
+from mcpfence.transport.upstream.stdio import StdioLink
+from mcpfence.transport.upstream.streamable_http import StreamableHttpLink
 
 
 class RouteEndpoints:

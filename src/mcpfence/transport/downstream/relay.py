@@ -26,6 +26,19 @@ from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
+from mcpfence.transport.downstream.messages import (
+    ParamSchemas,
+    meta_version,
+    read_messages,
+)
+from mcpfence.transport.downstream.request_ids import (
+    InFlight,
+    MemoryInFlight,
+    cancellation,
+    own_id,
+    restore_subscription,
+    upstream_id,
+)
 from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
 from mcpfence.transport.http import (
     JSON_HEADERS,
@@ -38,20 +51,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import (
-    ParamSchemas,
-    meta_version,
-    read_messages,
-)
-from mcpfence.transport.request_ids import (
-    InFlight,
-    MemoryInFlight,
-    cancellation,
-    own_id,
-    restore_subscription,
-    upstream_id,
-)
-from mcpfence.transport.upstream import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
+from mcpfence.transport.upstream.pool import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("mcpfence")
 

@@ -16,6 +16,9 @@ from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError
 from mcpfence.protocol import LEGACY_SSE_VERSION as LEGACY_VERSION
 from mcpfence.transport import sse
+from mcpfence.transport.downstream.messages import read_messages
+from mcpfence.transport.downstream.outbox import LegacyOutbox
+from mcpfence.transport.downstream.sessions import Session, SessionTable
 from mcpfence.transport.http import (
     SSE_HEADERS,
     Request,
@@ -25,9 +28,6 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import read_messages
-from mcpfence.transport.outbox import LegacyOutbox
-from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_event
 
 

@@ -17,6 +17,9 @@ from mcpfence import jsonrpc
 from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import STATELESS_VERSIONS
+from mcpfence.transport.downstream.messages import ParamSchemas, meta_version, read_messages
+from mcpfence.transport.downstream.outbox import HostedOutbox, PostStream
+from mcpfence.transport.downstream.sessions import Session, SessionTable
 from mcpfence.transport.http import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -28,9 +31,6 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages
-from mcpfence.transport.outbox import HostedOutbox, PostStream
-from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_message
 
 SESSION_REQUIRED: Final = "Bad Request: Mcp-Session-Id header is required"

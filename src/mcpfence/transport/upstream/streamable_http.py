@@ -21,10 +21,10 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
-from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sse import read_events
-from mcpfence.transport.upstream import HttpUpstream, UpstreamError
-from mcpfence.transport.upstream_sse import deliver_events
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
+from mcpfence.transport.upstream.pool import HttpUpstream, UpstreamError
+from mcpfence.transport.upstream.sse import deliver_events
 
 
 async def _ignore(_: object) -> None:
