@@ -24,10 +24,10 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from mcpfence import __version__, jsonrpc
 from mcpfence.catalog import ToolCatalog
 from mcpfence.jsonrpc import Message
-from mcpfence.transport.downstream.messages import PROTOCOL_VERSION_META
+from mcpfence.protocol import PROTOCOL_VERSION_META
+from mcpfence.transport.upstream.client import UpstreamError
 from mcpfence.transport.upstream.hub import INITIALIZED
 from mcpfence.transport.upstream.link import Link
-from mcpfence.transport.upstream.pool import UpstreamError
 
 log = logging.getLogger("mcpfence")
 

@@ -51,12 +51,14 @@ from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.telemetry.sealing import sealer
 from mcpfence.transport.downstream.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
 from mcpfence.transport.downstream.app import Route as ProxyRoute
-from mcpfence.transport.downstream.endpoints import RouteEndpoints, build_endpoints, upstream_link
+from mcpfence.transport.downstream.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.downstream.hosted import HostedRoute
 from mcpfence.transport.downstream.relay import StreamableHttpRoute
+from mcpfence.transport.upstream.client import HttpUpstream
 from mcpfence.transport.upstream.limits import StreamCaps
 from mcpfence.transport.upstream.link import Link
-from mcpfence.transport.upstream.pool import HttpUpstream, Upstream
+from mcpfence.transport.upstream.links import upstream_link
+from mcpfence.transport.upstream.pool import Upstream
 from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 

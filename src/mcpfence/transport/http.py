@@ -19,6 +19,8 @@ Receive = Callable[[], Awaitable[ASGIMessage]]
 Send = Callable[[ASGIMessage], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
+# How long a client refused for want of capacity (sessions, streams) waits before trying again.
+RETRY_AFTER: Final = (b"retry-after", b"10")
 OWS: Final = b" \t"  # HTTP's optional whitespace: spaces and horizontal tabs
 
 JSON_HEADERS: RawHeaders = [(b"content-type", b"application/json")]

@@ -24,10 +24,8 @@ from mcpfence.transport.downstream.messages import ParamSchemas
 from mcpfence.transport.downstream.sessions import SessionTable
 from mcpfence.transport.http import Request, Send
 from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.links import upstream_link
 from mcpfence.transport.upstream.pool import Upstream
-from mcpfence.transport.upstream.sse import SseLink
-from mcpfence.transport.upstream.stdio import StdioLink
-from mcpfence.transport.upstream.streamable_http import StreamableHttpLink
 
 
 class RouteEndpoints:
@@ -50,25 +48,6 @@ class RouteEndpoints:
     async def close(self) -> None:
         """Stop every hosted session, and with them the children they started."""
         await self.table.close()
-
-
-def upstream_link(
-    route: RouteConfig,
-    upstream: Upstream | None,
-    base_dir: Path,
-    stateless: str | None = None,
-    listen: bool = True,
-) -> Link:
-    """A fresh message link to the route's upstream; ``stateless``: the 2026-07-28 revision
-    to speak without a session (Streamable HTTP upstreams only); ``listen=False``: no
-    server stream (GET) for a link that only asks and reads the answers."""
-    config = route.upstream
-    if upstream is None:
-        assert config.command is not None
-        return StdioLink(route.name, config.command, config.env, cwd=base_dir)
-    if config.kind == "sse":
-        return SseLink(upstream)
-    return StreamableHttpLink(upstream, protocol_version=stateless, listen=listen)
 
 
 def build_endpoints(

@@ -14,11 +14,10 @@ from mcp.shared.inbound import validate_mcp_param_headers
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
-from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING
+from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING, PROTOCOL_VERSION_META
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import BodyTooLarge, Request, media_type
 
-PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
 # Requests the pipeline decides: never accepted as notifications.
 CHECKED_REQUESTS: Final = frozenset({"tools/call"})
 

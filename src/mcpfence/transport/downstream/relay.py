@@ -51,7 +51,7 @@ from mcpfence.transport.http import (
     send_response,
     until_disconnect,
 )
-from mcpfence.transport.upstream.pool import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
+from mcpfence.transport.upstream.client import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("mcpfence")
 

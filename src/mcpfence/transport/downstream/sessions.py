@@ -22,8 +22,8 @@ from typing import Final, Protocol
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline, refusal
+from mcpfence.transport.http import RETRY_AFTER
 from mcpfence.transport.upstream.hub import Hub
-from mcpfence.transport.upstream.limits import RETRY_AFTER
 from mcpfence.transport.upstream.link import LinkFactory
 
 log = logging.getLogger("mcpfence")

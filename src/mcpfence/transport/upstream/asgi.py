@@ -19,8 +19,8 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from mcpfence.transport.http import ASGIMessage, Scope
+from mcpfence.transport.upstream.client import UpstreamError, UpstreamResponse, read_body, timeout_error
 from mcpfence.transport.upstream.limits import StreamCaps, StreamSlots
-from mcpfence.transport.upstream.pool import UpstreamError, UpstreamResponse, read_body, timeout_error
 
 log = logging.getLogger("mcpfence")
 

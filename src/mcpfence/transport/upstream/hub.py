@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
+from mcpfence.transport.upstream.client import UpstreamError
 from mcpfence.transport.upstream.link import Link, LinkFactory
-from mcpfence.transport.upstream.pool import UpstreamError
 
 log = logging.getLogger("mcpfence.upstream")
 

@@ -19,8 +19,8 @@ from typing import Final
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.transport.upstream.client import UpstreamError
 from mcpfence.transport.upstream.link import OnClosed, OnMessage
-from mcpfence.transport.upstream.pool import UpstreamError
 
 log = logging.getLogger("mcpfence.upstream")
 

@@ -22,8 +22,8 @@ from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
 from mcpfence.transport.sse import read_events
+from mcpfence.transport.upstream.client import HttpUpstream, UpstreamError
 from mcpfence.transport.upstream.link import OnClosed, OnMessage
-from mcpfence.transport.upstream.pool import HttpUpstream, UpstreamError
 from mcpfence.transport.upstream.sse import deliver_events
 
 
