@@ -53,6 +53,7 @@ from mcpfence.transport.downstream.app import HostGuard, OriginGuard, ProxyApp, 
 from mcpfence.transport.downstream.app import Route as ProxyRoute
 from mcpfence.transport.downstream.endpoints import RouteEndpoints, build_endpoints
 from mcpfence.transport.downstream.hosted import HostedRoute
+from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.relay import StreamableHttpRoute
 from mcpfence.transport.upstream.client import HttpUpstream
 from mcpfence.transport.upstream.limits import StreamCaps
@@ -239,9 +240,7 @@ class Proxy:
             name,
             upstream,
             CacheScopedPipeline(self._addons(filters, input_schema, listing)),
-            self.config.server.max_body_bytes,
-            guard,
-            partial(self.catalog.param_schema, name),
+            Opening(self.config.server.max_body_bytes, guard, partial(self.catalog.param_schema, name)),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:

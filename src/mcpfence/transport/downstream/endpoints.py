@@ -21,6 +21,7 @@ from mcpfence.transport.downstream.app import Route
 from mcpfence.transport.downstream.hosted import HostedRoute
 from mcpfence.transport.downstream.legacy_sse import LegacySseRoute
 from mcpfence.transport.downstream.messages import ParamSchemas
+from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.sessions import SessionTable
 from mcpfence.transport.http import Request, Send
 from mcpfence.transport.upstream.link import Link
@@ -80,6 +81,6 @@ def build_endpoints(
         max_sessions=route.limits.sessions,
         idle_seconds=route.limits.session_idle_seconds,
     )
-    main = relay or HostedRoute(table, max_body_bytes, guard, schemas)
-    legacy = LegacySseRoute(route.path, table, max_body_bytes, guard)
+    main = relay or HostedRoute(table, Opening(max_body_bytes, guard, schemas))
+    legacy = LegacySseRoute(route.path, table, Opening(max_body_bytes, guard))
     return RouteEndpoints(route.path, main, legacy, table)

@@ -10,14 +10,13 @@ DELETE ends the session and, unless it is shared, the upstream child with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import STATELESS_VERSIONS
-from mcpfence.transport.downstream.messages import ParamSchemas, meta_version, read_messages
+from mcpfence.transport.downstream.messages import meta_version
+from mcpfence.transport.downstream.opening import Incoming, Opening
 from mcpfence.transport.downstream.outbox import HostedOutbox, PostStream
 from mcpfence.transport.downstream.sessions import Session, SessionTable
 from mcpfence.transport.http import (
@@ -42,35 +41,16 @@ def _stateless_version(request: Request, messages: list[Message]) -> str | None:
     return version if version in STATELESS_VERSIONS else None
 
 
-@dataclass
-class Incoming:
-    """One POST as received: its messages, its client, and headers its answer carries."""
-
-    request: Request
-    messages: list[Message]
-    batch: bool
-    client_id: str
-    headers: list[tuple[bytes, bytes]]
-
-
 class HostedRoute:
     """Downstream Streamable HTTP for one route whose upstream is reached through hubs."""
 
-    def __init__(
-        self,
-        table: SessionTable,
-        max_body_bytes: int,
-        guard: AccessGuard | None = None,
-        schemas: ParamSchemas | None = None,
-    ) -> None:
+    def __init__(self, table: SessionTable, opening: Opening) -> None:
         self.table = table
-        self.max_body_bytes = max_body_bytes
-        self.guard = guard or OPEN
-        self.schemas = schemas
+        self.opening = opening
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization"))
+            client_id = self.opening.client(request)
             if request.method == "POST":
                 await self.post(request, send, client_id)
             elif request.method == "GET":
@@ -93,12 +73,10 @@ class HostedRoute:
         return session
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
-        messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
         session_id = request.headers.get("mcp-session-id")
         known = session_id is not None and self.table.get(session_id) is not None
-        who = caller(request, session_id or "", client_id, verified=known)
-        limits = await self.guard.admit(who, messages)
-        incoming = Incoming(request, messages, batch, client_id, limits)
+        incoming = await self.opening.admit(request, client_id, session_id or "", verified=known)
+        messages = incoming.messages
         version = _stateless_version(request, messages)
         if session_id is not None:
             await self._exchange(send, self._existing(request), incoming)

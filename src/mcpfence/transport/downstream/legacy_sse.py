@@ -12,11 +12,10 @@ import contextlib
 from urllib.parse import parse_qs
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError
 from mcpfence.protocol import LEGACY_SSE_VERSION as LEGACY_VERSION
 from mcpfence.transport import sse
-from mcpfence.transport.downstream.messages import read_messages
+from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.outbox import LegacyOutbox
 from mcpfence.transport.downstream.sessions import Session, SessionTable
 from mcpfence.transport.http import (
@@ -34,18 +33,15 @@ from mcpfence.transport.sse import send_event
 class LegacySseRoute:
     """``{path}/sse`` and ``{path}/messages`` of one route."""
 
-    def __init__(
-        self, path: str, table: SessionTable, max_body_bytes: int, guard: AccessGuard | None = None
-    ) -> None:
+    def __init__(self, path: str, table: SessionTable, opening: Opening) -> None:
         self.path = path.rstrip("/")
         self.table = table
-        self.max_body_bytes = max_body_bytes
-        self.guard = guard or OPEN
+        self.opening = opening
 
     async def handle(self, request: Request, send: Send) -> None:
         leaf = request.path.rstrip("/").rpartition("/")[2]
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization"))
+            client_id = self.opening.client(request)
             if leaf == "sse" and request.method == "GET":
                 await self.stream(request, send)
             elif leaf == "messages" and request.method == "POST":
@@ -70,10 +66,12 @@ class LegacySseRoute:
 
     async def message(self, request: Request, send: Send, client_id: str) -> None:
         session = self._session(request)
-        messages, _ = await read_messages(request, self.max_body_bytes, session.context.protocol_version)
-        limits = await self.guard.admit(caller(request, session.id, client_id, verified=True), messages)
-        await session.submit(messages, request.headers, client_id)
-        await send_response(send, 202, b"Accepted", limits)
+        version = session.context.protocol_version
+        incoming = await self.opening.admit(
+            request, client_id, session.id, verified=True, protocol_version=version
+        )
+        await session.submit(incoming.messages, request.headers, client_id)
+        await send_response(send, 202, b"Accepted", incoming.headers)
 
     def _session(self, request: Request) -> Session:
         query = parse_qs(request.query.decode("latin-1"))

@@ -20,17 +20,13 @@ from typing import Any, Final
 import aiohttp
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.access.ratelimit import normalize_upstream_headers
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
-from mcpfence.transport.downstream.messages import (
-    ParamSchemas,
-    meta_version,
-    read_messages,
-)
+from mcpfence.transport.downstream.messages import meta_version
+from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.request_ids import (
     InFlight,
     MemoryInFlight,
@@ -92,24 +88,20 @@ class StreamableHttpRoute:
         name: str,
         upstream: HttpUpstream,
         pipeline: Pipeline,
-        max_body_bytes: int,
-        guard: AccessGuard | None = None,
-        schemas: ParamSchemas | None = None,
+        opening: Opening,
         in_flight: InFlight | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.pipeline = pipeline
-        self.max_body_bytes = max_body_bytes
-        self.guard = guard or OPEN
-        self.schemas = schemas
+        self.opening = opening
         self.in_flight = in_flight or MemoryInFlight()
         # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
         self.closed = asyncio.Event()
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization"))
+            client_id = self.opening.client(request)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
@@ -124,16 +116,15 @@ class StreamableHttpRoute:
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
         try:
-            messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
-            session_id = request.headers.get("mcp-session-id", "")
-            limits = await self.guard.admit(caller(request, session_id, client_id), messages)
+            incoming = await self.opening.admit(request, client_id, request.headers.get("mcp-session-id", ""))
+            messages, batch = incoming.messages, incoming.batch
             context = self._context(request, meta_version(messages), client_id)
             await self.pipeline.prepare(context, messages)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
         exchange = self._start(context, messages)
-        exchange.response_headers = limits
+        exchange.response_headers = incoming.headers
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
             return
@@ -203,7 +194,7 @@ class StreamableHttpRoute:
         response = await self.upstream.open("POST", headers, body, deadline)
         issued = response.headers.get("mcp-session-id")
         if issued and issued != request.headers.get("mcp-session-id"):
-            await self.guard.session_issued(issued)
+            await self.opening.guard.session_issued(issued)
         try:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
