@@ -14,17 +14,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
 
 from mcpfence import jsonrpc
 from mcpfence.access.ratelimit import normalize_upstream_headers
-from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
+from mcpfence.transport.downstream.flows import FlowTracker
 from mcpfence.transport.downstream.messages import meta_version
 from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.request_ids import (
@@ -55,25 +55,25 @@ log = logging.getLogger("mcpfence")
 LONG_LIVED: Final = frozenset({"subscriptions/listen"})
 
 
-@dataclass
-class Exchange:
-    """The flows of one POST: which requests still await an answer from upstream.
+class Exchange(FlowTracker):
+    """The flows of one POST (or GET stream), and what it forwards.
 
-    ``pending`` is keyed by the id each request was given upstream, never the client's.
+    Requests are tracked by the id each was given upstream, never the client's.
     """
 
-    context: Context
-    pending: dict[Any, Flow] = field(default_factory=dict)
-    # Every upstream id given out for this POST, with the client's id: released at its end.
-    given: list[tuple[Any, str]] = field(default_factory=list)
-    local: list[Flow] = field(default_factory=list)
-    forward: list[Message] = field(default_factory=list)
-    # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
-    upstream_headers: dict[str, str] = field(default_factory=dict)
-    # Headers every answer to this POST carries (RateLimit-*).
-    response_headers: RawHeaders = ()
-    # Flows answered so far: their records are settled before the answers leave.
-    answered: list[Flow] = field(default_factory=list)
+    __slots__ = ("context", "forward", "given", "local", "response_headers", "upstream_headers")
+
+    def __init__(self, pipeline: Pipeline, context: Context) -> None:
+        super().__init__(pipeline)
+        self.context = context
+        # Every upstream id given out for this POST, with the client's id: released at its end.
+        self.given: list[tuple[RequestId, str]] = []
+        self.local: list[Flow] = []
+        self.forward: list[Message] = []
+        # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
+        self.upstream_headers: dict[str, str] = {}
+        # Headers every answer to this POST carries (RateLimit-*).
+        self.response_headers: RawHeaders = ()
 
     def local_answers(self) -> list[Message]:
         """The answers addons gave without the upstream (denials), in request order."""
@@ -151,21 +151,19 @@ class StreamableHttpRoute:
 
     def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(context)
+        exchange = Exchange(self.pipeline, context)
         session_id = context.session_id
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(cancellation(message, self.in_flight, session_id))
                 continue
-            flow = Flow(exchange.context, message)
-            self.pipeline.request(flow)
+            flow = exchange.start(context, message)
             if flow.response is not None:
-                self.pipeline.response(flow)
                 exchange.local.append(flow)
             else:
                 own, given = flow.request["id"], upstream_id(flow.request["id"])
                 exchange.forward.append({**flow.request, "id": given})
-                exchange.pending[given] = flow
+                exchange.track(given, flow)
                 exchange.given.append((own, given))
                 if session_id:
                     self.in_flight.add(session_id, own, given)
@@ -262,7 +260,7 @@ class StreamableHttpRoute:
         if response.status >= 400 and not reason:
             reason = self._status_words(response)
         answers.extend(self._unanswered(exchange, reason))
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         if not answers:
             await self._send_status(send, exchange, response)
             return
@@ -310,32 +308,23 @@ class StreamableHttpRoute:
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.shown_url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
-        flow = exchange.pending.pop(answered, None) if answered is not None else None
-        if flow is None and answered is not None and any(given == answered for _, given in exchange.given):
-            log.warning("route %s: dropped a repeated upstream answer", self.name)
-            return None
-        if flow is None:
-            own = own_id(answered)
-            message = {**message, "id": own} if own is not None else restore_subscription(message)
-            return self.pipeline.server_message(exchange.context, message)
-        flow.response = {**message, "id": flow.request["id"]}
-        self.pipeline.response(flow)
-        exchange.answered.append(flow)
-        assert flow.response is not None
-        return flow.response
+        if answered is not None:
+            answer = exchange.answer(answered, message)
+            if answer is not None:
+                return answer
+            if any(given == answered for _, given in exchange.given):
+                log.warning("route %s: dropped a repeated upstream answer", self.name)
+                return None
+        own = own_id(answered)
+        message = {**message, "id": own} if own is not None else restore_subscription(message)
+        return self.pipeline.server_message(exchange.context, message)
 
     def _unanswered(self, exchange: Exchange, reason: str = "") -> list[Message]:
         """Errors for requests the upstream never answered, so no client waits forever."""
-        answers = []
+        if not exchange.pending:
+            return []
         reason = reason or f"upstream {self.upstream.shown_url} closed the exchange without answering"
-        for flow in exchange.pending.values():
-            flow.error = reason
-            flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
-            self.pipeline.response(flow)
-            exchange.answered.append(flow)
-            answers.append(flow.response)
-        exchange.pending.clear()
-        return answers
+        return exchange.fail_all(reason)
 
     async def _fail(
         self,
@@ -347,7 +336,7 @@ class StreamableHttpRoute:
     ) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         body = jsonrpc.dumps(answers if batch else answers[0])
         headers = headers if headers is not None else [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
@@ -380,7 +369,7 @@ class StreamableHttpRoute:
         except (UpstreamError, aiohttp.ClientError, ValueError) as exc:
             reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
         unanswered = self._unanswered(exchange, reason)
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         for answer in unanswered:
             await write(send, answer)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -394,7 +383,7 @@ class StreamableHttpRoute:
         async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as quiet:
             async for event in sse.read_events(response.content.iter_any()):
                 checked = self._check_event(exchange, event)
-                await self.pipeline.settle(exchange.answered)
+                await exchange.settle()
                 await sse.send_event(send, checked)
                 if idle is not None and event.data:
                     quiet.reschedule(loop.time() + idle)
@@ -485,7 +474,7 @@ class StreamableHttpRoute:
                 await send({"type": "http.response.body", "body": b"\n", "more_body": True})
                 continue
             checked = self._check_data(exchange, line, "line")
-            await self.pipeline.settle(exchange.answered)
+            await exchange.settle()
             if checked is not None:
                 await send({"type": "http.response.body", "body": checked + b"\n", "more_body": True})
 
@@ -513,7 +502,7 @@ class StreamableHttpRoute:
             await send_jsonrpc_error(send, error)
             return
         try:
-            exchange = Exchange(context)
+            exchange = Exchange(self.pipeline, context)
             if media_type(response.headers.get("content-type", "")) != "text/event-stream":
                 try:
                     await self._relay_body(send, exchange, response, batch=False)

@@ -21,7 +21,8 @@ from typing import Final, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
-from mcpfence.pipeline import Context, Flow, Pipeline, refusal
+from mcpfence.pipeline import Context, Pipeline, refusal
+from mcpfence.transport.downstream.flows import FlowTracker
 from mcpfence.transport.http import RETRY_AFTER
 from mcpfence.transport.upstream.hub import Hub
 from mcpfence.transport.upstream.link import LinkFactory
@@ -58,7 +59,8 @@ class Session:
         self.pipeline = pipeline
         self.hub = hub
         self.outbox = outbox
-        self.pending: dict[RequestId, Flow] = {}
+        # The session's requests in flight, by the client's own ids (the hub rewrites them).
+        self.flows = FlowTracker(pipeline)
         self.touched = time.monotonic()
         hub.join(self)
 
@@ -69,7 +71,7 @@ class Session:
         """
         self.touched = time.monotonic()
         for message in messages:
-            if jsonrpc.is_request(message) and message["id"] in self.pending:
+            if jsonrpc.is_request(message) and message["id"] in self.flows.pending:
                 # Its answer would be matched to the other request, and get that one's checks.
                 reason = f"Invalid Request: id {message['id']!r} is already in flight in this session"
                 raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
@@ -80,42 +82,39 @@ class Session:
             if not jsonrpc.is_request(message):
                 await self.hub.send(self, message)
                 continue
-            flow = Flow(context, message)
-            self.pipeline.request(flow)
+            flow = self.flows.start(context, message)
             if flow.response is not None:
-                self.pipeline.response(flow)
                 await self.outbox.put(flow.response, message["id"])
             else:
-                self.pending[message["id"]] = flow
+                self.flows.track(message["id"], flow)
                 await self.hub.send(self, flow.request)
 
     async def receive(self, message: Message) -> None:
-        flow = self.pending.pop(message["id"], None) if jsonrpc.is_response(message) else None
-        if flow is None:
-            checked = self.pipeline.server_message(self.context, message)
-            if checked is not None:
-                await self.outbox.put(checked, self._related(message))
-            elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
-                await self.hub.send(self, refusal(message))
-            return
-        flow.response = message
-        if flow.method == "initialize":
-            self._negotiated(message)
-        self.pipeline.response(flow)
-        await self.pipeline.settle([flow])
-        assert flow.response is not None
-        await self.outbox.put(flow.response, flow.request["id"])
+        """A message from upstream: an answer to one of this session's requests, or the server's own."""
+        if jsonrpc.is_response(message):
+            request_id = message["id"]
+            waiting = self.flows.pending.get(request_id)
+            if waiting is not None and waiting.method == "initialize":
+                self._negotiated(message)
+            answer = self.flows.answer(request_id, message)
+            if answer is not None:
+                await self._deliver(answer, request_id)
+                return
+        checked = self.pipeline.server_message(self.context, message)
+        if checked is not None:
+            await self.outbox.put(checked, self._related(message))
+        elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
+            await self.hub.send(self, refusal(message))
 
     async def fail(self, request_id: RequestId, reason: str) -> None:
-        flow = self.pending.pop(request_id, None)
-        if flow is None:
-            return
-        flow.error = reason
-        flow.response = jsonrpc.error_response(request_id, jsonrpc.INTERNAL_ERROR, reason)
-        self.pipeline.response(flow)
-        await self.pipeline.settle([flow])
-        assert flow.response is not None
-        await self.outbox.put(flow.response, request_id)
+        """The upstream will never answer this request: the client gets -32603."""
+        answer = self.flows.fail(request_id, reason)
+        if answer is not None:
+            await self._deliver(answer, request_id)
+
+    async def _deliver(self, answer: Message, request_id: RequestId) -> None:
+        await self.flows.settle()
+        await self.outbox.put(answer, request_id)
 
     def _negotiated(self, answer: Message) -> None:
         result = answer.get("result")
@@ -128,7 +127,7 @@ class Session:
         if message.get("method") != "notifications/progress":
             return None
         token = message.get("params", {}).get("progressToken")
-        for request_id, flow in self.pending.items():
+        for request_id, flow in self.flows.pending.items():
             meta = flow.params.get("_meta")
             if isinstance(meta, dict) and meta.get("progressToken") == token:
                 return request_id
@@ -225,7 +224,7 @@ class SessionTable:
             await asyncio.sleep(min(REAP_EVERY_SECONDS, self.idle_seconds))
             cutoff = time.monotonic() - self.idle_seconds
             for session in list(self.sessions.values()):
-                if session.touched < cutoff and not session.pending and not session.outbox.busy():
+                if session.touched < cutoff and not session.flows.pending and not session.outbox.busy():
                     try:
                         await self.end(session.id)
                     except Exception:
