@@ -107,6 +107,16 @@ async def send_response(
     await send({"type": "http.response.body", "body": body})
 
 
+async def start_stream(send: Send, status: int, headers: RawHeaders) -> None:
+    """Begin a response whose body follows in parts (an SSE stream, JSON lines)."""
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+
+async def end_stream(send: Send) -> None:
+    """End a response begun with :func:`start_stream`."""
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def send_method_not_allowed(send: Send, allow: bytes) -> None:
     """405, with the ``Allow`` header HTTP requires alongside it."""
     await send_response(send, 405, b"Method Not Allowed", [(b"allow", allow)])

@@ -25,9 +25,11 @@ from mcpfence.transport.http import (
     RawHeaders,
     Request,
     Send,
+    end_stream,
     send_jsonrpc_error,
     send_method_not_allowed,
     send_response,
+    start_stream,
     until_disconnect,
 )
 from mcpfence.transport.sse import send_message
@@ -125,8 +127,7 @@ class HostedRoute:
                     return
             if not streaming:
                 streaming = True
-                start = {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]}
-                await send(start)
+                await start_stream(send, 200, [*SSE_HEADERS, *headers])
                 for answer in held:
                     await send_message(send, answer)
             await send_message(send, message)
@@ -135,7 +136,7 @@ class HostedRoute:
         while post.waiting:
             await emit(await post.queue.get())
         if streaming:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await end_stream(send)
             return
         body: Any = held if batch or len(held) > 1 else held[0]
         await send_response(send, 200, jsonrpc.dumps(body), [*JSON_HEADERS, *headers])
@@ -144,6 +145,5 @@ class HostedRoute:
         """The GET stream: server messages that no POST stream is carrying."""
         outbox = session.outbox
         assert isinstance(outbox, HostedOutbox)
-        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
-        await until_disconnect(request, outbox.general.drain(send))
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await outbox.general.serve(request, send)
+        await end_stream(send)

@@ -14,20 +14,10 @@ from urllib.parse import parse_qs
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError
 from mcpfence.protocol import LEGACY_SSE_VERSION as LEGACY_VERSION
-from mcpfence.transport import sse
+from mcpfence.transport import http, sse
 from mcpfence.transport.downstream.opening import Opening
 from mcpfence.transport.downstream.outbox import LegacyOutbox
 from mcpfence.transport.downstream.sessions import Session, SessionTable
-from mcpfence.transport.http import (
-    SSE_HEADERS,
-    Request,
-    Send,
-    send_jsonrpc_error,
-    send_method_not_allowed,
-    send_response,
-    until_disconnect,
-)
-from mcpfence.transport.sse import send_event
 
 
 class LegacySseRoute:
@@ -38,7 +28,7 @@ class LegacySseRoute:
         self.table = table
         self.opening = opening
 
-    async def handle(self, request: Request, send: Send) -> None:
+    async def handle(self, request: http.Request, send: http.Send) -> None:
         leaf = request.path.rstrip("/").rpartition("/")[2]
         try:
             client_id = self.opening.client(request)
@@ -47,33 +37,31 @@ class LegacySseRoute:
             elif leaf == "messages" and request.method == "POST":
                 await self.message(request, send, client_id)
             else:
-                await send_method_not_allowed(send, b"GET" if leaf == "sse" else b"POST")
+                await http.send_method_not_allowed(send, b"GET" if leaf == "sse" else b"POST")
         except JsonRpcError as error:
-            await send_jsonrpc_error(send, error)
+            await http.send_jsonrpc_error(send, error)
 
-    async def stream(self, request: Request, send: Send) -> None:
+    async def stream(self, request: http.Request, send: http.Send) -> None:
         outbox = LegacyOutbox()
         session = self.table.open(outbox, LEGACY_VERSION)
         endpoint = f"{self.path}/messages?session_id={session.id}"
-        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
-        await send_event(send, sse.Event([("event", "endpoint"), ("data", endpoint)]))
         try:
-            await until_disconnect(request, outbox.stream.drain(send))
+            await outbox.stream.serve(request, send, sse.Event([("event", "endpoint"), ("data", endpoint)]))
         finally:
             await self.table.end(session.id)
         with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await http.end_stream(send)
 
-    async def message(self, request: Request, send: Send, client_id: str) -> None:
+    async def message(self, request: http.Request, send: http.Send, client_id: str) -> None:
         session = self._session(request)
         version = session.context.protocol_version
         incoming = await self.opening.admit(
             request, client_id, session.id, verified=True, protocol_version=version
         )
         await session.submit(incoming.messages, request.headers, client_id)
-        await send_response(send, 202, b"Accepted", incoming.headers)
+        await http.send_response(send, 202, b"Accepted", incoming.headers)
 
-    def _session(self, request: Request) -> Session:
+    def _session(self, request: http.Request) -> Session:
         query = parse_qs(request.query.decode("latin-1"))
         session_id = (query.get("session_id") or query.get("sessionId") or [""])[0]
         session = self.table.get(session_id)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
@@ -41,10 +42,12 @@ from mcpfence.transport.http import (
     RawHeaders,
     Request,
     Send,
+    end_stream,
     media_type,
     send_jsonrpc_error,
     send_method_not_allowed,
     send_response,
+    start_stream,
     until_disconnect,
 )
 from mcpfence.transport.upstream.client import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
@@ -80,24 +83,17 @@ class Exchange(FlowTracker):
         return [flow.response for flow in self.local if flow.response is not None]
 
 
+@dataclass(eq=False)
 class StreamableHttpRoute:
     """One configured route: relays MCP Streamable HTTP to its upstream."""
 
-    def __init__(
-        self,
-        name: str,
-        upstream: HttpUpstream,
-        pipeline: Pipeline,
-        opening: Opening,
-        in_flight: InFlight | None = None,
-    ) -> None:
-        self.name = name
-        self.upstream = upstream
-        self.pipeline = pipeline
-        self.opening = opening
-        self.in_flight = in_flight or MemoryInFlight()
-        # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
-        self.closed = asyncio.Event()
+    name: str
+    upstream: HttpUpstream
+    pipeline: Pipeline
+    opening: Opening
+    in_flight: InFlight = field(default_factory=MemoryInFlight)
+    # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
+    closed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
@@ -357,8 +353,7 @@ class StreamableHttpRoute:
         Once the stream has started, failures can no longer change the status: each
         request still unanswered gets its -32603 error as a last message instead.
         """
-        headers = self._headers(response, exchange)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await start_stream(send, response.status, self._headers(response, exchange))
         for answer in exchange.local_answers():
             await write(send, answer)
         reason = ""
@@ -372,7 +367,7 @@ class StreamableHttpRoute:
         await exchange.settle()
         for answer in unanswered:
             await write(send, answer)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await end_stream(send)
 
     async def _pump(
         self, send: Send, exchange: Exchange, response: UpstreamResponse, idle: float | None = None
@@ -509,13 +504,12 @@ class StreamableHttpRoute:
                 except UpstreamError as error:
                     await send_jsonrpc_error(send, error)
                 return
-            start = {"type": "http.response.start", "status": response.status}
-            await send({**start, "headers": self._headers(response, exchange)})
+            await start_stream(send, response.status, self._headers(response, exchange))
             # A server stream that ends badly, or idles, just ends ours; the client reconnects.
             idle = self.upstream.streams.caps.idle_seconds
             with contextlib.suppress(UpstreamError, aiohttp.ClientError, ValueError, TimeoutError):
                 await until_disconnect(request, self._pump(send, exchange, response, idle), self.closed)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await end_stream(send)
         finally:
             response.release()
 

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Final, Protocol
 
 from mcpfence import jsonrpc
@@ -56,7 +56,6 @@ class Session:
     ) -> None:
         self.id = session_id
         self.context = context
-        self.pipeline = pipeline
         self.hub = hub
         self.outbox = outbox
         # The session's requests in flight, by the client's own ids (the hub rewrites them).
@@ -77,7 +76,7 @@ class Session:
                 raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
         context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
-        await self.pipeline.prepare(context, messages)
+        await self.flows.pipeline.prepare(context, messages)
         for message in messages:
             if not jsonrpc.is_request(message):
                 await self.hub.send(self, message)
@@ -100,7 +99,7 @@ class Session:
             if answer is not None:
                 await self._deliver(answer, request_id)
                 return
-        checked = self.pipeline.server_message(self.context, message)
+        checked = self.flows.pipeline.server_message(self.context, message)
         if checked is not None:
             await self.outbox.put(checked, self._related(message))
         elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
@@ -134,39 +133,30 @@ class Session:
         return None
 
 
+@dataclass(eq=False)
 class SessionTable:
     """The live sessions of one route, by id; idle ones are ended after a while.
 
-    Each session gets its own link, or all share one (``upstream.shared``).
+    Each session gets its own link, or all share one (``shared``: ``upstream.shared``).
     Stateless (2026-07-28) requests have no session: each POST is a short-lived
     session of its own on the shared link, which rewrites ids so that clients
     numbering their requests alike never collide.
     """
 
-    def __init__(
-        self,
-        route: str,
-        pipeline: Pipeline,
-        link: LinkFactory,
-        timeout_seconds: float,
-        *,
-        shared: bool,
-        max_sessions: int = 100,
-        idle_seconds: float = 1800.0,
-    ) -> None:
-        self.route = route
-        self.pipeline = pipeline
-        self.link = link
-        self.timeout_seconds = timeout_seconds
-        self.shared = shared
-        # Each session may start a child (stdio) or hold an upstream stream: bounded.
-        self.max_sessions = max_sessions
-        self.idle_seconds = idle_seconds
-        self.sessions: dict[str, Session] = {}
-        # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
-        self.id_prefix = ""
-        self._common: Hub | None = None
-        self._reaper: asyncio.Task[None] | None = None
+    route: str
+    pipeline: Pipeline
+    link: LinkFactory
+    timeout_seconds: float
+    _: KW_ONLY
+    shared: bool
+    # Each session may start a child (stdio) or hold an upstream stream: bounded.
+    max_sessions: int = 100
+    idle_seconds: float = 1800.0
+    sessions: dict[str, Session] = field(default_factory=dict, init=False)
+    # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
+    id_prefix: str = field(default="", init=False)
+    _common: Hub | None = field(default=None, init=False, repr=False)
+    _reaper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def open(self, outbox: Outbox, protocol_version: str = "") -> Session:
         """A new session with a fresh id, kept until it ends or idles out; 503 past the cap."""

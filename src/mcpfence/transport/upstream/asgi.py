@@ -127,12 +127,8 @@ class AsgiUpstream:
         self.streams = StreamSlots(streams or StreamCaps())
 
     async def open(
-        self,
-        method: str,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        deadline: float | None = None,
-        url: str | None = None,
+        self, method: str, headers: Mapping[str, str], body: bytes | None = None,
+        deadline: float | None = None, url: str | None = None,
     ) -> UpstreamResponse:
         """Call the app and return once it has sent its response head."""
         client = CLIENT_SCOPE.get()

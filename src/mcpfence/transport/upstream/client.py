@@ -76,13 +76,17 @@ class HttpUpstream(Protocol):
     streams: StreamSlots
 
     async def open(
-        self,
-        method: str,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        deadline: float | None = None,
-        url: str | None = None,
-    ) -> UpstreamResponse: ...
+        self, method: str, headers: Mapping[str, str], body: bytes | None = None,
+        deadline: float | None = None, url: str | None = None,
+    ) -> UpstreamResponse:
+        """Send one request and wait for the response head; ``deadline`` (loop time) bounds
+        the whole exchange, body included. ``url`` overrides the upstream's URL (a legacy
+        SSE server's message endpoint).
+
+        The caller owns the response and must ``release()`` it. Connection failures and
+        timeouts become :class:`UpstreamError` (-32603), never a bare exception.
+        """
+        ...
 
     async def read(self, response: UpstreamResponse) -> bytes: ...
 

@@ -66,21 +66,11 @@ class Upstream:
             self._session = None
 
     async def open(
-        self,
-        method: str,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        deadline: float | None = None,
-        url: str | None = None,
+        self, method: str, headers: Mapping[str, str], body: bytes | None = None,
+        deadline: float | None = None, url: str | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send one request and wait for the response head; ``deadline`` (loop time) bounds
-        the whole exchange, body included.
-
-        ``url`` overrides the upstream's URL (a legacy SSE server's message endpoint).
-
-        The caller owns the response and must ``release()`` it. Connection failures and
-        timeouts become :class:`UpstreamError` (-32603), never a bare exception.
-        """
+        """:meth:`HttpUpstream.open <mcpfence.transport.upstream.client.HttpUpstream.open>`
+        on a pooled connection."""
         # aiohttp's own total timeout bounds the head and, later, every body read: cheaper
         # per call than an asyncio.timeout around each step.
         remaining = None if deadline is None else max(0.001, deadline - asyncio.get_running_loop().time())
