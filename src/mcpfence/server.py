@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 import uvloop
@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
@@ -94,7 +95,7 @@ class Proxy:
         self._listings: dict[str, SelfListing] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing: list[Callable[[], Awaitable[None]]] = []
         self.endpoints: list[RouteEndpoints] = []
         self.forwarding = self._forwarding()
@@ -140,7 +141,7 @@ class Proxy:
         self._closing.append(forwarding.close_client)
         return forwarding
 
-    def internal_app(self) -> Any:
+    def internal_app(self) -> ASGIApp:
         """The replica-to-replica listener (``cluster.internal_port``)."""
         from mcpfence.cluster.forward import InternalListener
 
@@ -350,14 +351,14 @@ class Proxy:
 
     # -- admin listener --------------------------------------------------------
 
-    def admin_app(self) -> Any:
+    def admin_app(self) -> ASGIApp:
         """The admin API, the console (``/ui``) and ``/metrics``, for the loopback admin
         listener, behind the proxy's DNS-rebinding checks (Host for the admin address;
         local origins only)."""
         hosts = HostGuard(self.config.server.admin_host)
         return RebindingGuard(self._admin_routes(), hosts, OriginGuard(()))
 
-    def _admin_routes(self) -> Any:
+    def _admin_routes(self) -> ASGIApp:
         """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API and the console do not start
         (every request to them gets 503 saying why) while the proxy and ``/metrics`` run on."""
         assert self.store is not None
@@ -450,7 +451,7 @@ class Proxy:
         self.telemetry.shutdown()
 
 
-def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
+def _uvicorn(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=host,

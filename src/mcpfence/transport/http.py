@@ -8,15 +8,16 @@ whole or streamed responses.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Sequence
+from typing import Final
+
+# The ASGI types are starlette's; the rest of mcpfence imports them from here.
+from starlette.types import Receive as Receive
+from starlette.types import Scope as Scope
+from starlette.types import Send as Send
 
 from mcpfence import jsonrpc
 
-Scope = MutableMapping[str, Any]
-ASGIMessage = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[ASGIMessage]]
-Send = Callable[[ASGIMessage], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
 # How long a client refused for want of capacity (sessions, streams) waits before trying again.
@@ -134,9 +135,9 @@ async def until_disconnect(
     """Run ``work`` (a relayed stream); cancel it, and so its upstream request, when the
     client goes away or ``closed`` is set (the route was withdrawn)."""
     task = asyncio.ensure_future(work)
-    watchers: set[asyncio.Future[Any]] = {asyncio.ensure_future(request.wait_disconnect())}
+    watchers = {asyncio.ensure_future(request.wait_disconnect())}
     if closed is not None:
-        watchers.add(asyncio.ensure_future(closed.wait()))
+        watchers.add(asyncio.ensure_future(_until_set(closed)))
     try:
         await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
@@ -147,3 +148,8 @@ async def until_disconnect(
     finally:
         for watcher in watchers:
             watcher.cancel()
+
+
+async def _until_set(event: asyncio.Event) -> None:
+    """``event.wait()`` without its result, so that every watcher is a ``Future[None]``."""
+    await event.wait()

@@ -10,7 +10,7 @@ DELETE ends the session and, unless it is shared, the upstream child with it.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
@@ -138,7 +138,7 @@ class HostedRoute:
         if streaming:
             await end_stream(send)
             return
-        body: Any = held if batch or len(held) > 1 else held[0]
+        body: Message | list[Message] = held if batch or len(held) > 1 else held[0]
         await send_response(send, 200, jsonrpc.dumps(body), [*JSON_HEADERS, *headers])
 
     async def listen(self, session: Session, request: Request, send: Send) -> None:

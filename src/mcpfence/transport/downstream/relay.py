@@ -15,13 +15,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final, TypeGuard
 
 import aiohttp
 
 from mcpfence import jsonrpc
 from mcpfence.access.ratelimit import normalize_upstream_headers
-from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
+from mcpfence.jsonrpc import Json, JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
@@ -207,7 +207,7 @@ class StreamableHttpRoute:
         modern = exchange.context.protocol_version in MODERN_VERSIONS
         return modern and not batch and bool(exchange.pending) and response.status < 400
 
-    def _parse_body(self, raw: bytes) -> Any:
+    def _parse_body(self, raw: bytes) -> Json:
         try:
             return jsonrpc.loads(raw)
         except JsonRpcError:
@@ -242,13 +242,13 @@ class StreamableHttpRoute:
         send: Send,
         exchange: Exchange,
         response: UpstreamResponse,
-        parsed: Any,
+        parsed: Json,
         batch: bool,
     ) -> None:
         """Check a JSON answer, whatever its status; an error naming no request fails them all."""
         answers, reason = [], ""
         for message in _as_list(parsed):
-            if response.status >= 400 and self._unattributed_error(exchange, message):
+            if response.status >= 400 and self._unattributed_error(message, exchange):
                 reason = f"{self._status_words(response)}: {_error_text(message)}"
                 continue
             answers.extend(self._answers(exchange, [message]))
@@ -286,13 +286,13 @@ class StreamableHttpRoute:
         return f"upstream {self.upstream.shown_url} answered HTTP {response.status}"
 
     @staticmethod
-    def _unattributed_error(exchange: Exchange, message: Any) -> bool:
+    def _unattributed_error(message: Json, exchange: Exchange) -> TypeGuard[Message]:
         """An error answer whose id names none of this POST's requests (``null``, say)."""
         if not isinstance(message, dict) or not jsonrpc.is_response(message) or "error" not in message:
             return False
         return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
 
-    def _answer(self, exchange: Exchange, message: Any) -> Message | None:
+    def _answer(self, exchange: Exchange, message: Json) -> Message | None:
         """Pass one upstream message through the pipeline, as an answer or on its own.
 
         An answer is matched by the id its request was given upstream, then takes the
@@ -411,7 +411,7 @@ class StreamableHttpRoute:
             return None
         return jsonrpc.dumps(answers if isinstance(message, list) else answers[0])
 
-    def _answers(self, exchange: Exchange, messages: list[Any]) -> list[Message]:
+    def _answers(self, exchange: Exchange, messages: list[Json]) -> list[Message]:
         """Each upstream message through :meth:`_answer`, repeated answers left out."""
         return [answer for m in messages if (answer := self._answer(exchange, m)) is not None]
 
@@ -440,7 +440,7 @@ class StreamableHttpRoute:
 
     async def _json_head(
         self, exchange: Exchange, reader: json_lines.LineReader
-    ) -> tuple[Any, list[bytes] | None]:
+    ) -> tuple[Json, list[bytes] | None]:
         """Read enough to tell: ``(document, None)`` for one answer, ``(None, lines)`` for a
         stream whose first ``lines`` have been read already."""
         first = await reader.line() or b""
@@ -530,7 +530,7 @@ class StreamableHttpRoute:
         return [*headers, *exchange.response_headers]
 
 
-def _as_list(value: Any) -> list[Any]:
+def _as_list(value: Json) -> list[Json]:
     return value if isinstance(value, list) else [value]
 
 

@@ -128,8 +128,9 @@ class StreamableHttpLink:
             parsed = jsonrpc.loads(body)
         except JsonRpcError:
             parsed = None
-        answers = parsed if isinstance(parsed, list) else [parsed]
-        if not all(isinstance(answer, dict) for answer in answers):
+        values = parsed if isinstance(parsed, list) else [parsed]
+        answers = [value for value in values if isinstance(value, dict)]
+        if len(answers) != len(values):  # not JSON-RPC answers, not even in part
             answers = []
         for answer in answers:
             await self._received(answer)
