@@ -5,7 +5,9 @@ re-serialized and forwarded. The answer comes back as one JSON body, as an SSE
 stream, or (stateless requests) as JSON lines; either way each message passes the
 pipeline again, and a stream is relayed event by event, or line by line, as it
 arrives. GET (the server's stream) and DELETE (end of session) are relayed with
-the same header rules.
+the same header rules. Requests open through ``opening.py`` and are tracked by
+``flows.py``, like every other path's; docs/explanation/architecture.md walks one
+``tools/call`` through this module.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Where the upstream speaks Streamable HTTP, mcpfence relays the upstream's own
 sessions. For stdio and legacy SSE upstreams (and for legacy SSE clients) there
 is no upstream session to relay, so mcpfence issues the session id, keeps the
 session's in-flight requests, and runs every message through the route's
-pipeline: one :class:`Flow` per client request, ``server_message`` for the rest.
-Where a message goes next is the downstream transport's business (an
-:class:`Outbox`).
+pipeline: one :class:`Flow` per client request (a ``FlowTracker`` per session, as
+the relay's), ``server_message`` for the rest. Where a message goes next is the
+downstream transport's business (an :class:`Outbox`); see
+docs/explanation/architecture.md for the path of one request.
 """
 
 from __future__ import annotations
