@@ -62,6 +62,7 @@ class Opening:
         body whose revision no header names (legacy SSE).
         """
         messages, batch = await read_messages(request, self.max_body_bytes, protocol_version, self.schemas)
+        if self.guard.counter is None:  # no rate limit: nothing to count, no headers
+            return Incoming(request, messages, batch, client_id, [])
         who = Caller(session_id, client_id, request.peer, verified)
-        headers = await self.guard.admit(who, messages)
-        return Incoming(request, messages, batch, client_id, headers)
+        return Incoming(request, messages, batch, client_id, await self.guard.admit(who, messages))
