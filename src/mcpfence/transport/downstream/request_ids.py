@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
@@ -34,7 +34,7 @@ def upstream_id(own: RequestId) -> str:
     return f"{PREFIX}{secrets.token_hex(_NONCE_CHARS // 2)}:{json.dumps(own)}"
 
 
-def own_id(upstream: Any) -> RequestId:
+def own_id(upstream: object) -> RequestId:
     """The client's id an upstream id of ours carries, or None if it is none of ours."""
     if not isinstance(upstream, str) or not upstream.startswith(PREFIX):
         return None

@@ -19,8 +19,9 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport import sse
 from mcpfence.transport.http import media_type
-from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.upstream import Upstream, UpstreamError
+from mcpfence.transport.upstream.client import UpstreamError
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
+from mcpfence.transport.upstream.pool import Upstream
 
 log = logging.getLogger("mcpfence.upstream")
 
