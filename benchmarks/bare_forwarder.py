@@ -8,7 +8,7 @@ picked on the command line, which is how ``bench_clients.py`` compares them:
   same under Starlette routing), ``granian`` (the raw ASGI app under granian, a Rust
   server, on uvloop) or ``aiohttp`` (aiohttp.web on uvloop);
 - client ``aiohttp``, ``httpx2``, ``httpx`` (0.28) or ``http1`` (mcpfence's own pool,
-  ``mcpfence.transport.http1``).
+  ``mcpfence.transport.upstream.http1``).
 
 Run: ``python -m benchmarks.bare_forwarder --port 8000 --upstream URL [--server S] [--client C]``
 """
@@ -35,7 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks.harness import read_body, run_uvicorn
-from mcpfence.transport.http1 import Pool
+from mcpfence.transport.upstream.http1 import Pool
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "mcp-protocol-version", "mcp-session-id")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "mcp-session-id")

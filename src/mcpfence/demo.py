@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 
 from mcpfence.admin.app import ADMIN_TOKEN_ENV
 from mcpfence.config import Config, ConfigError, load_config
@@ -120,17 +122,63 @@ def client_snippets(config: Config, sign_in: str = "") -> str:
     return "\n".join(lines)
 
 
+class _QuietStop:
+    """SIGTERM and SIGINT (Ctrl-C) end the demo with status 0 and no traceback, whenever they come.
+
+    Before the proxy serves, the signal raises SystemExit in plain code, so the ExitStack
+    stops the demo upstreams. While it serves, uvicorn's own handlers take the signal, shut
+    the listeners down and hand it back here: raised then, inside the event loop, an
+    exception would surface as a traceback, so it is only noted. One that arrives while the
+    proxy starts, before uvicorn listens for it, is handed to uvicorn once the listeners are up.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.serving = False
+        self.caught: int | None = None
+        self.listen()
+
+    def listen(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._caught)
+
+    def _caught(self, signum: int, frame: FrameType | None) -> None:
+        if not self.serving:
+            raise SystemExit(0)
+        self.caught = signum
+
+    def ready(self) -> None:
+        """The listeners are up: pass on a signal that came while they were starting."""
+        if self.caught is not None:
+            signal.raise_signal(self.caught)
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[None]:
+        """While the proxy serves; once it has stopped, a signal ends the demo at once again."""
+        self.serving = True
+        try:
+            yield
+        finally:
+            self.serving = False
+            self.listen()  # uvicorn restored what it found, which may not be ours
+
+
 def run_demo(port: int | None) -> int:
+    stop = _QuietStop()
     examples = find_examples()
     config = load_config(examples / "demo.yaml")
     if port is not None:
         config = config.model_copy(update={"server": config.server.model_copy(update={"port": port})})
-    # uvicorn re-raises SIGTERM once it has shut down; turning it into SystemExit
-    # lets the ExitStack stop the demo upstreams instead of leaving them behind.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcpfence-demo-")))
         config, sign_in = _with_console(config, folder)
         demo_config = _start_upstreams(config, examples, stack)
-        serve(demo_config, on_ready=lambda: print(client_snippets(demo_config, sign_in), flush=True))
+
+        def ready() -> None:
+            print(client_snippets(demo_config, sign_in), flush=True)
+            stop.ready()
+
+        with stop.serve():
+            serve(demo_config, on_ready=ready)
     return 0

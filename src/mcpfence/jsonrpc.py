@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NoReturn
 
 import orjson
 
@@ -22,6 +22,8 @@ INTERNAL_ERROR: Final = -32603
 HEADER_MISMATCH: Final = -32020
 
 Message = dict[str, Any]
+# A parsed JSON value, as :func:`loads` returns it.
+Json = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
 RequestId = str | int | None
 
 
@@ -48,7 +50,7 @@ class JsonRpcError(Exception):
         return error_response(self.id, self.code, self.message)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _reject_duplicates(pairs: list[tuple[str, Json]]) -> dict[str, Json]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         keys = [key for key, _ in pairs]
@@ -57,7 +59,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise JsonRpcError(PARSE_ERROR, f"Parse error: {name} is not JSON")
 
 
@@ -77,7 +79,7 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
-def loads(body: bytes | str) -> Any:
+def loads(body: bytes | str) -> Json:
     """Parse JSON strictly: malformed or infinite → -32700, duplicate keys → -32600.
 
     A ``\\uD800``-style escape without its pair parses into a string no UTF-8
@@ -85,7 +87,7 @@ def loads(body: bytes | str) -> Any:
     """
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        value = _decoder.decode(text)
+        value: Json = _decoder.decode(text)
         if _SURROGATE_ESCAPE.search(text):
             _encoder.encode(value).encode("utf-8")
         return value
@@ -117,7 +119,7 @@ def one_line(data: bytes) -> bytes:
     return data
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: object) -> bytes:
     """Serialize compactly as UTF-8, one line; this is the only form mcpfence forwards.
 
     orjson is ~20x as fast as the standard encoder (benchmarks/README.md); what it
@@ -132,7 +134,7 @@ def dumps(value: Any) -> bytes:
         return one_line(_encoder.encode(value).encode("utf-8"))
 
 
-def canonical(value: Any) -> bytes:
+def canonical(value: object) -> bytes:
     """One byte string per JSON value (sorted keys, no spaces, UTF-8): for hashes and equality."""
     return _canonical.encode(value).encode("utf-8")
 
@@ -145,7 +147,7 @@ def is_response(message: Message) -> bool:
     return "method" not in message and ("result" in message or "error" in message)
 
 
-def validate_message(value: Any) -> Message:
+def validate_message(value: object) -> Message:
     """Check the JSON-RPC 2.0 envelope of one message; raise -32600 if it is not one."""
     if not isinstance(value, dict):
         raise JsonRpcError(INVALID_REQUEST, "Invalid Request: a JSON-RPC message must be an object")
@@ -166,17 +168,17 @@ def validate_message(value: Any) -> Message:
     return value
 
 
-def usable_id(value: Any) -> RequestId:
+def usable_id(value: object) -> RequestId:
     """``value`` if it can be a request id (string or integer, not bool), else None."""
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def error_response(request_id: RequestId, code: int, message: str, data: Any = None) -> Message:
-    error: dict[str, Any] = {"code": code, "message": message}
+def error_response(request_id: RequestId, code: int, message: str, data: Json = None) -> Message:
+    error: dict[str, Json] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
-def result_response(request_id: RequestId, result: dict[str, Any]) -> Message:
+def result_response(request_id: RequestId, result: Mapping[str, object]) -> Message:
     return {"jsonrpc": "2.0", "id": request_id, "result": result}

@@ -3,7 +3,7 @@
 The argument check needs each tool's ``inputSchema`` before the first call is
 forwarded, and a client may call a tool without listing first (it cached the list,
 or was told the name). Then mcpfence asks once, on a connection of its own, over
-the upstream's own transport (a :class:`~mcpfence.transport.link.Link`: a
+the upstream's own transport (a :class:`~mcpfence.transport.upstream.link.Link`: a
 Streamable HTTP session with its ``initialize`` handshake, a stateless 2026-07-28
 request, a legacy SSE stream, or a stdio child), and the catalog keeps the answer
 until the upstream says ``notifications/tools/list_changed``. Concurrent calls
@@ -17,17 +17,17 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from mcpfence import __version__, jsonrpc
 from mcpfence.catalog import ToolCatalog
-from mcpfence.jsonrpc import Message
-from mcpfence.transport.hub import INITIALIZED
-from mcpfence.transport.link import Link
-from mcpfence.transport.messages import PROTOCOL_VERSION_META
-from mcpfence.transport.upstream import UpstreamError
+from mcpfence.jsonrpc import Json, Message
+from mcpfence.protocol import PROTOCOL_VERSION_META
+from mcpfence.transport.upstream.client import UpstreamError
+from mcpfence.transport.upstream.hub import INITIALIZED
+from mcpfence.transport.upstream.link import Link
 
 log = logging.getLogger("mcpfence")
 
@@ -48,7 +48,7 @@ class _Conversation:
     async def start(self) -> None:
         await self.link.start(self._received, self._closed)
 
-    async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, method: str, params: dict[str, Json]) -> dict[str, Json]:
         request_id = f"mcpfence-list-{next(self._ids)}"
         answer = self._waiting[request_id] = asyncio.get_running_loop().create_future()
         await self.link.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
@@ -74,15 +74,15 @@ class _Conversation:
                 waiting.set_exception(UpstreamError(f"{self.link.label} {reason}"))
 
 
-async def fetch_tools(connect: Connect, timeout: float, stateless: str | None = None) -> list[Any]:
+async def fetch_tools(connect: Connect, timeout: float, stateless: str | None = None) -> list[Json]:
     """Every tool the upstream lists, over a connection opened for this and closed after."""
     conversation = _Conversation(connect(stateless))
     try:
         async with asyncio.timeout(timeout):
             await conversation.start()
-            meta: dict[str, Any] = {}
+            meta: dict[str, Json] = {}
             if stateless is None:
-                hello = {
+                hello: dict[str, Json] = {
                     "protocolVersion": LATEST_HANDSHAKE_VERSION,
                     "capabilities": {},
                     "clientInfo": {"name": "mcpfence", "version": __version__},
@@ -96,8 +96,8 @@ async def fetch_tools(connect: Connect, timeout: float, stateless: str | None = 
                         "io.modelcontextprotocol/clientCapabilities": {},
                     }
                 }
-            tools: list[Any] = []
-            cursor: Any = None
+            tools: list[Json] = []
+            cursor: Json = None
             for _ in range(MAX_PAGES):
                 paging = {"cursor": cursor} if cursor else {}
                 page = await conversation.ask("tools/list", {**meta, **paging})

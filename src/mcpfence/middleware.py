@@ -14,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+
+from starlette.types import ASGIApp
+from starlette.types import Message as ASGIMessage
 
 from mcpfence.config import Config, UpstreamConfig, load_config
 from mcpfence.listing import SelfListing
 from mcpfence.server import Proxy
-from mcpfence.transport.app import OriginGuard
-from mcpfence.transport.asgi_upstream import CLIENT_SCOPE, AsgiUpstream
-from mcpfence.transport.http import ASGIMessage, Receive, Request, Scope, Send, send_jsonrpc_error
-from mcpfence.transport.link import Link
-from mcpfence.transport.upstream_client import StreamableHttpLink
+from mcpfence.transport.downstream.app import OriginGuard
+from mcpfence.transport.http import Receive, Request, Scope, Send, send_jsonrpc_error
+from mcpfence.transport.upstream.asgi import CLIENT_SCOPE, AsgiUpstream
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.streamable_http import StreamableHttpLink
 
 StrPath = str | PathLike[str]
 _TIMEOUT_SECONDS: float = UpstreamConfig.model_fields["timeout_seconds"].default
@@ -43,7 +45,7 @@ class PolicyMiddleware:
 
     def __init__(
         self,
-        app: Any,
+        app: ASGIApp,
         policies: Sequence[StrPath] = (),
         route: str = "mcp",
         config: StrPath | None = None,

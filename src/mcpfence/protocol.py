@@ -60,6 +60,9 @@ TYPED_RESULT_VERSIONS: Final = frozenset(v for v, r in REVISIONS.items() if r.ty
 # The revision the HTTP+SSE transport speaks (its last one).
 LEGACY_SSE_VERSION: Final = max(v for v, r in REVISIONS.items() if r.transport == "sse")
 
+# Where a 2026-07-28 request, which has no handshake, names its revision: in ``params._meta``.
+PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
+
 # Methods that name what they act on, and the params key holding that name: the
 # Mcp-Name header mirrors it (2026-07-28) and a request's span is named after it.
 NAME_BEARING: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}

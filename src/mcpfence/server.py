@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 import uvloop
@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from mcpfence.access.exposure import Exposure
 from mcpfence.access.guard import AccessGuard
@@ -49,14 +50,17 @@ from mcpfence.policy_watch import PolicyWatcher
 from mcpfence.session import SessionMemory
 from mcpfence.telemetry import DecisionLog, Telemetry
 from mcpfence.telemetry.sealing import sealer
-from mcpfence.transport.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
-from mcpfence.transport.app import Route as ProxyRoute
-from mcpfence.transport.endpoints import RouteEndpoints, build_endpoints, upstream_link
-from mcpfence.transport.hosted import HostedRoute
-from mcpfence.transport.limits import StreamCaps
-from mcpfence.transport.link import Link
-from mcpfence.transport.streamable_http import StreamableHttpRoute
-from mcpfence.transport.upstream import HttpUpstream, Upstream
+from mcpfence.transport.downstream.app import HostGuard, OriginGuard, ProxyApp, RebindingGuard
+from mcpfence.transport.downstream.app import Route as ProxyRoute
+from mcpfence.transport.downstream.endpoints import RouteEndpoints, build_endpoints
+from mcpfence.transport.downstream.hosted import HostedRoute
+from mcpfence.transport.downstream.opening import Opening
+from mcpfence.transport.downstream.relay import StreamableHttpRoute
+from mcpfence.transport.upstream.client import HttpUpstream
+from mcpfence.transport.upstream.limits import StreamCaps
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.links import upstream_link
+from mcpfence.transport.upstream.pool import Upstream
 from mcpfence.urls import redact_url
 from mcpfence.yamlsource import SourceError
 
@@ -91,7 +95,7 @@ class Proxy:
         self._listings: dict[str, SelfListing] = {}
         self._route_configs = {route.name: route for route in config.routes}
         self._token_routes: dict[str, tuple[TokenRoute, StreamableHttpRoute]] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing: list[Callable[[], Awaitable[None]]] = []
         self.endpoints: list[RouteEndpoints] = []
         self.forwarding = self._forwarding()
@@ -137,7 +141,7 @@ class Proxy:
         self._closing.append(forwarding.close_client)
         return forwarding
 
-    def internal_app(self) -> Any:
+    def internal_app(self) -> ASGIApp:
         """The replica-to-replica listener (``cluster.internal_port``)."""
         from mcpfence.cluster.forward import InternalListener
 
@@ -237,9 +241,7 @@ class Proxy:
             name,
             upstream,
             CacheScopedPipeline(self._addons(filters, input_schema, listing)),
-            self.config.server.max_body_bytes,
-            guard,
-            partial(self.catalog.param_schema, name),
+            Opening(self.config.server.max_body_bytes, guard, partial(self.catalog.param_schema, name)),
         )
 
     def _guard(self, route: RouteConfig, token_route: TokenRoute | None) -> AccessGuard | None:
@@ -355,14 +357,14 @@ class Proxy:
 
     # -- admin listener --------------------------------------------------------
 
-    def admin_app(self) -> Any:
+    def admin_app(self) -> ASGIApp:
         """The admin API, the console (``/ui``) and ``/metrics``, for the loopback admin
         listener, behind the proxy's DNS-rebinding checks (Host for the admin address;
         local origins only)."""
         hosts = HostGuard(self.config.server.admin_host)
         return RebindingGuard(self._admin_routes(), hosts, OriginGuard(()))
 
-    def _admin_routes(self) -> Any:
+    def _admin_routes(self) -> ASGIApp:
         """Without ``MCPFENCE_ADMIN_TOKEN`` the admin API and the console do not start
         (every request to them gets 503 saying why) while the proxy and ``/metrics`` run on."""
         assert self.store is not None
@@ -455,7 +457,7 @@ class Proxy:
         self.telemetry.shutdown()
 
 
-def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
+def _uvicorn(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=host,

@@ -11,9 +11,9 @@ import pytest
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
 from mcpfence.pipeline import BaseAddon, Context, Pipeline
-from mcpfence.transport.hub import Hub
-from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.sessions import Session, SessionTable
+from mcpfence.transport.downstream.sessions import Session, SessionTable
+from mcpfence.transport.upstream.hub import Hub
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mcpfence.transport.http1 import HIGH_WATER, HttpError, Pool
+from mcpfence.transport.upstream.client import HttpError
+from mcpfence.transport.upstream.http1 import HIGH_WATER, Pool
 
 pytestmark = pytest.mark.anyio
 

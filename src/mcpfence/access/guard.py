@@ -13,7 +13,6 @@ from mcpfence import jsonrpc
 from mcpfence.access.ratelimit import Caller, RateCounter, rate_limit_headers
 from mcpfence.access.tokens import ApiTokens
 from mcpfence.jsonrpc import Message
-from mcpfence.transport.http import Request
 
 RATE_LIMITED: Final = -32000
 
@@ -29,12 +28,6 @@ def counted_requests(messages: Sequence[Message]) -> list[str | None]:
         name = name if message.get("method") == "tools/call" else None
         counted.append(name if isinstance(name, str) else None)
     return counted
-
-
-def caller(request: Request, session_id: str, client_id: str, verified: bool = False) -> Caller:
-    """The :class:`Caller` of ``request``; ``verified`` when the transport knows the session."""
-    peer = request.scope.get("client")
-    return Caller(session_id, client_id, str(peer[0]) if peer else "", verified)
 
 
 def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -155,24 +155,20 @@ def route_json(route: TokenRoute) -> dict[str, Any]:
     }
 
 
+@dataclass
 class _AdminApi:
-    def __init__(
-        self,
-        store: Store,
-        public_url: str,
-        upstreams: Collection[str],
-        tag_globs: Mapping[str, Sequence[str]],
-        list_tools: ListTools,
-        policies: Callable[[], PolicySetSummary],
-        on_route_removed: RouteRemoved | None,
-    ) -> None:
-        self.store = store
-        self.public_url = public_url.rstrip("/")
-        self.upstreams = upstreams
-        self.tag_globs = tag_globs
-        self.list_tools = list_tools
-        self.policies = policies
-        self.on_route_removed = on_route_removed
+    """The endpoints' handlers; the fields are :func:`create_admin_app`'s arguments."""
+
+    store: Store
+    public_url: str
+    upstreams: Collection[str]
+    tag_globs: Mapping[str, Sequence[str]]
+    list_tools: ListTools
+    policies: Callable[[], PolicySetSummary]
+    on_route_removed: RouteRemoved | None
+
+    def __post_init__(self) -> None:
+        self.public_url = self.public_url.rstrip("/")
 
     # -- routes --
 

@@ -27,7 +27,7 @@ from mcpfence import jsonrpc
 from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.cluster.redis import KEY_PREFIX
 from mcpfence.cluster.store import shared
-from mcpfence.transport.app import Route
+from mcpfence.transport.downstream.app import Route
 from mcpfence.transport.headers import downstream_response_headers
 from mcpfence.transport.http import BodyTooLarge, Receive, Request, Scope, Send, send_jsonrpc_error
 

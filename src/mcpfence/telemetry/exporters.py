@@ -10,70 +10,33 @@ Exporter modules are imported only when chosen, so an unused gRPC stack costs no
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Final, cast
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-_Exporter = TypeVar("_Exporter")
-
 _PROTOCOLS = ("http/protobuf", "grpc")
 
-
-def _otlp_http_spans() -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter()
-
-
-def _otlp_grpc_spans() -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter()
-
-
-def _console_spans() -> SpanExporter:
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-    return ConsoleSpanExporter()
-
-
-def _otlp_http_metrics() -> MetricExporter:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter()
-
-
-def _otlp_grpc_metrics() -> MetricExporter:
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter()
-
-
-def _console_metrics() -> MetricExporter:
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-    return ConsoleMetricExporter()
-
-
-_SPAN_EXPORTERS: Mapping[str, Callable[[], SpanExporter]] = {
-    "otlp:http/protobuf": _otlp_http_spans,
-    "otlp:grpc": _otlp_grpc_spans,
-    "console": _console_spans,
+# ``module:class`` of each exporter; the module is imported only when the exporter is chosen.
+_SPAN_EXPORTERS: Final = {
+    "otlp:http/protobuf": "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+    "console": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
 }
 
-_METRIC_EXPORTERS: Mapping[str, Callable[[], MetricExporter]] = {
-    "otlp:http/protobuf": _otlp_http_metrics,
-    "otlp:grpc": _otlp_grpc_metrics,
-    "console": _console_metrics,
+_METRIC_EXPORTERS: Final = {
+    "otlp:http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+    "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    "console": "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
 }
 
 
 def span_exporters() -> list[SpanExporter]:
     """The span exporters ``OTEL_TRACES_EXPORTER`` asks for; empty means tracing is off."""
-    return _build("TRACES", _SPAN_EXPORTERS)
+    return cast(list[SpanExporter], _build("TRACES", _SPAN_EXPORTERS))
 
 
 def metric_readers() -> list[MetricReader]:
@@ -83,20 +46,23 @@ def metric_readers() -> list[MetricReader]:
     """
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    return [PeriodicExportingMetricReader(e) for e in _build("METRICS", _METRIC_EXPORTERS)]
+    exporters = cast(list[MetricExporter], _build("METRICS", _METRIC_EXPORTERS))
+    return [PeriodicExportingMetricReader(e) for e in exporters]
 
 
-def _build(signal: str, factories: Mapping[str, Callable[[], _Exporter]]) -> list[_Exporter]:
+def _build(signal: str, classes: Mapping[str, str]) -> list[object]:
+    """An instance of each exporter ``OTEL_{signal}_EXPORTER`` names, of the classes in ``classes``."""
     variable = f"OTEL_{signal}_EXPORTER"
-    exporters = []
+    exporters: list[object] = []
     for name in os.environ.get(variable, _default(signal)).split(","):
         name = name.strip().lower()
         if name in ("", "none"):
             continue
         key = f"otlp:{_protocol(signal)}" if name == "otlp" else name
-        if key not in factories:
+        if key not in classes:
             raise ValueError(f"{variable}: unknown exporter {name!r} (use otlp, console or none)")
-        exporters.append(factories[key]())
+        module, _, class_name = classes[key].partition(":")
+        exporters.append(getattr(importlib.import_module(module), class_name)())
     return exporters
 
 

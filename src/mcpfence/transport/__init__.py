@@ -1,1 +1,5 @@
-"""How MCP messages get in and out: HTTP framing, SSE, upstream clients."""
+"""How MCP messages get in and out: ``downstream`` faces clients, ``upstream`` faces servers.
+
+Shared by both: HTTP framing (``http``), header rules, SSE and JSON-lines codecs.
+See docs/explanation/architecture.md.
+"""

@@ -8,17 +8,20 @@ whole or streamed responses.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Sequence
+from typing import Final
+
+# The ASGI types are starlette's; the rest of mcpfence imports them from here.
+from starlette.types import Receive as Receive
+from starlette.types import Scope as Scope
+from starlette.types import Send as Send
 
 from mcpfence import jsonrpc
 
-Scope = MutableMapping[str, Any]
-ASGIMessage = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[ASGIMessage]]
-Send = Callable[[ASGIMessage], Awaitable[None]]
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
+# How long a client refused for want of capacity (sessions, streams) waits before trying again.
+RETRY_AFTER: Final = (b"retry-after", b"10")
 OWS: Final = b" \t"  # HTTP's optional whitespace: spaces and horizontal tabs
 
 JSON_HEADERS: RawHeaders = [(b"content-type", b"application/json")]
@@ -105,6 +108,16 @@ async def send_response(
     await send({"type": "http.response.body", "body": body})
 
 
+async def start_stream(send: Send, status: int, headers: RawHeaders) -> None:
+    """Begin a response whose body follows in parts (an SSE stream, JSON lines)."""
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+
+async def end_stream(send: Send) -> None:
+    """End a response begun with :func:`start_stream`."""
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def send_method_not_allowed(send: Send, allow: bytes) -> None:
     """405, with the ``Allow`` header HTTP requires alongside it."""
     await send_response(send, 405, b"Method Not Allowed", [(b"allow", allow)])
@@ -122,9 +135,9 @@ async def until_disconnect(
     """Run ``work`` (a relayed stream); cancel it, and so its upstream request, when the
     client goes away or ``closed`` is set (the route was withdrawn)."""
     task = asyncio.ensure_future(work)
-    watchers: set[asyncio.Future[Any]] = {asyncio.ensure_future(request.wait_disconnect())}
+    watchers = {asyncio.ensure_future(request.wait_disconnect())}
     if closed is not None:
-        watchers.add(asyncio.ensure_future(closed.wait()))
+        watchers.add(asyncio.ensure_future(_until_set(closed)))
     try:
         await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
@@ -135,3 +148,8 @@ async def until_disconnect(
     finally:
         for watcher in watchers:
             watcher.cancel()
+
+
+async def _until_set(event: asyncio.Event) -> None:
+    """``event.wait()`` without its result, so that every watcher is a ``Future[None]``."""
+    await event.wait()

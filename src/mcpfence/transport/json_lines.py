@@ -10,11 +10,10 @@ See docs/reference/transports.md for which answers are read this way.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 from mcpfence import jsonrpc
-from mcpfence.jsonrpc import JsonRpcError
+from mcpfence.jsonrpc import Json, JsonRpcError
 from mcpfence.transport.http import Send
 from mcpfence.transport.sse import MAX_EVENT_BYTES
 
@@ -74,7 +73,7 @@ class LineReader:
             self._ended = True
 
 
-def whole_value(line: bytes) -> Any | None:
+def whole_value(line: bytes) -> Json:
     """``line`` parsed, or None when it is not one whole, strict JSON value."""
     try:
         return jsonrpc.loads(line)
@@ -82,6 +81,6 @@ def whole_value(line: bytes) -> Any | None:
         return None
 
 
-async def send_line(send: Send, message: Any) -> None:
+async def send_line(send: Send, message: Mapping[str, object]) -> None:
     """Write one JSON-RPC message (or batch) as a line of an open ASGI streaming response."""
     await send({"type": "http.response.body", "body": jsonrpc.dumps(message) + b"\n", "more_body": True})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from mcpfence import jsonrpc
 from mcpfence.transport.http import Send
@@ -140,6 +140,6 @@ async def send_event(send: Send, event: Event) -> None:
     await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
 
 
-async def send_message(send: Send, message: Mapping[str, Any]) -> None:
+async def send_message(send: Send, message: Mapping[str, object]) -> None:
     """Write one JSON-RPC message as a new ``message`` event."""
     await send_event(send, message_event(jsonrpc.dumps(message).decode()))

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from mcpfence.transport.request_ids import own_id
+from mcpfence.transport.downstream.request_ids import own_id
 from tests.clients import MCP_HEADERS
 from tests.servers import Proxy
 

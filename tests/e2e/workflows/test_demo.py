@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,3 +112,61 @@ async def test_demo_ipost_url_answers_through_the_policy_packs(demo: Demo) -> No
         message = await call_error(session, UPDATE, {"id": "100001", "GlobalEmailStatus": None})
 
     assert message.startswith("Blocked by policy ipost-contact-status-not-null")
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How ``mcpfence demo`` ended after a signal: its status, its stderr, and whether any
+    process it started (the demo upstreams) outlived it."""
+
+    status: int
+    stderr: str
+    leftovers: bool
+
+
+@pytest.fixture(scope="module", params=[signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def stopped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Stopped:
+    """The demo, once it printed what to give a client, sent ``request.param`` alone (as
+    ``docker stop`` sends SIGTERM, or a shell's ``kill -INT``), its upstreams untouched."""
+    stderr_path = tmp_path_factory.mktemp("demo") / "stderr.txt"
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcpfence", "demo", "--port", str(free_port())],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:  # until it is ready, or its output ends
+                if "ChatGPT" in line:
+                    break
+            process.send_signal(request.param)
+            status = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+    try:
+        os.killpg(process.pid, 0)  # anything left in the demo's process group?
+        leftovers = True
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        leftovers = False
+    return Stopped(status, stderr_path.read_text(), leftovers)
+
+
+def test_a_stopped_demo_exits_with_status_0(stopped: Stopped) -> None:
+    assert stopped.status == 0
+
+
+def test_a_stopped_demo_prints_no_traceback(stopped: Stopped) -> None:
+    assert "Traceback" not in stopped.stderr
+
+
+def test_a_stopped_demo_stops_its_upstreams(stopped: Stopped) -> None:
+    assert not stopped.leftovers

@@ -3,7 +3,7 @@
 stdio children, legacy HTTP+SSE servers, and Streamable HTTP servers that a
 legacy SSE client reaches through mcpfence all come down to the same thing: a
 pipe that carries JSON-RPC messages both ways. A :class:`Link` is that pipe; the
-:class:`~mcpfence.transport.hub.Hub` above it knows about sessions and ids.
+:class:`~mcpfence.transport.upstream.hub.Hub` above it knows about sessions and ids.
 """
 
 from __future__ import annotations

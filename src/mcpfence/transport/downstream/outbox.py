@@ -6,8 +6,8 @@ import asyncio
 from typing import Final
 
 from mcpfence.jsonrpc import Message, RequestId
-from mcpfence.transport.http import Send
-from mcpfence.transport.sse import send_message
+from mcpfence.transport.http import SSE_HEADERS, Request, Send, start_stream, until_disconnect
+from mcpfence.transport.sse import Event, send_event, send_message
 
 # Messages kept for a client that has no stream open; beyond this the oldest go.
 MAX_QUEUED: Final = 1000
@@ -25,6 +25,14 @@ class StreamQueue:
         if self._queue.qsize() >= MAX_QUEUED:
             self._queue.get_nowait()
         self._queue.put_nowait(message)
+
+    async def serve(self, request: Request, send: Send, *first: Event) -> None:
+        """Open an SSE response and carry this queue on it: ``first``, then each message
+        as it is queued, until the queue closes or the client leaves. The caller ends it."""
+        await start_stream(send, 200, SSE_HEADERS)
+        for event in first:
+            await send_event(send, event)
+        await until_disconnect(request, self.drain(send))
 
     async def drain(self, send: Send) -> None:
         """Send queued messages as they come, until the queue is closed."""

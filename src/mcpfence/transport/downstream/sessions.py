@@ -4,9 +4,10 @@ Where the upstream speaks Streamable HTTP, mcpfence relays the upstream's own
 sessions. For stdio and legacy SSE upstreams (and for legacy SSE clients) there
 is no upstream session to relay, so mcpfence issues the session id, keeps the
 session's in-flight requests, and runs every message through the route's
-pipeline: one :class:`Flow` per client request, ``server_message`` for the rest.
-Where a message goes next is the downstream transport's business (an
-:class:`Outbox`).
+pipeline: one :class:`Flow` per client request (a ``FlowTracker`` per session, as
+the relay's), ``server_message`` for the rest. Where a message goes next is the
+downstream transport's business (an :class:`Outbox`); see
+docs/explanation/architecture.md for the path of one request.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Final, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message, RequestId
-from mcpfence.pipeline import Context, Flow, Pipeline, refusal
-from mcpfence.transport.hub import Hub
-from mcpfence.transport.limits import RETRY_AFTER
-from mcpfence.transport.link import LinkFactory
+from mcpfence.pipeline import Context, Pipeline, refusal
+from mcpfence.transport.downstream.flows import FlowTracker
+from mcpfence.transport.http import RETRY_AFTER
+from mcpfence.transport.upstream.hub import Hub
+from mcpfence.transport.upstream.link import LinkFactory
 
 log = logging.getLogger("mcpfence")
 
@@ -55,10 +57,10 @@ class Session:
     ) -> None:
         self.id = session_id
         self.context = context
-        self.pipeline = pipeline
         self.hub = hub
         self.outbox = outbox
-        self.pending: dict[RequestId, Flow] = {}
+        # The session's requests in flight, by the client's own ids (the hub rewrites them).
+        self.flows = FlowTracker(pipeline)
         self.touched = time.monotonic()
         hub.join(self)
 
@@ -69,53 +71,50 @@ class Session:
         """
         self.touched = time.monotonic()
         for message in messages:
-            if jsonrpc.is_request(message) and message["id"] in self.pending:
+            if jsonrpc.is_request(message) and message["id"] in self.flows.pending:
                 # Its answer would be matched to the other request, and get that one's checks.
                 reason = f"Invalid Request: id {message['id']!r} is already in flight in this session"
                 raise JsonRpcError(jsonrpc.INVALID_REQUEST, reason)
         version = headers.get("mcp-protocol-version") or self.context.protocol_version
         context = replace(self.context, headers=headers, protocol_version=version, client_id=client_id)
-        await self.pipeline.prepare(context, messages)
+        await self.flows.pipeline.prepare(context, messages)
         for message in messages:
             if not jsonrpc.is_request(message):
                 await self.hub.send(self, message)
                 continue
-            flow = Flow(context, message)
-            self.pipeline.request(flow)
+            flow = self.flows.start(context, message)
             if flow.response is not None:
-                self.pipeline.response(flow)
                 await self.outbox.put(flow.response, message["id"])
             else:
-                self.pending[message["id"]] = flow
+                self.flows.track(message["id"], flow)
                 await self.hub.send(self, flow.request)
 
     async def receive(self, message: Message) -> None:
-        flow = self.pending.pop(message["id"], None) if jsonrpc.is_response(message) else None
-        if flow is None:
-            checked = self.pipeline.server_message(self.context, message)
-            if checked is not None:
-                await self.outbox.put(checked, self._related(message))
-            elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
-                await self.hub.send(self, refusal(message))
-            return
-        flow.response = message
-        if flow.method == "initialize":
-            self._negotiated(message)
-        self.pipeline.response(flow)
-        await self.pipeline.settle([flow])
-        assert flow.response is not None
-        await self.outbox.put(flow.response, flow.request["id"])
+        """A message from upstream: an answer to one of this session's requests, or the server's own."""
+        if jsonrpc.is_response(message):
+            request_id = message["id"]
+            waiting = self.flows.pending.get(request_id)
+            if waiting is not None and waiting.method == "initialize":
+                self._negotiated(message)
+            answer = self.flows.answer(request_id, message)
+            if answer is not None:
+                await self._deliver(answer, request_id)
+                return
+        checked = self.flows.pipeline.server_message(self.context, message)
+        if checked is not None:
+            await self.outbox.put(checked, self._related(message))
+        elif jsonrpc.is_request(message):  # the server waits for an answer: refuse it
+            await self.hub.send(self, refusal(message))
 
     async def fail(self, request_id: RequestId, reason: str) -> None:
-        flow = self.pending.pop(request_id, None)
-        if flow is None:
-            return
-        flow.error = reason
-        flow.response = jsonrpc.error_response(request_id, jsonrpc.INTERNAL_ERROR, reason)
-        self.pipeline.response(flow)
-        await self.pipeline.settle([flow])
-        assert flow.response is not None
-        await self.outbox.put(flow.response, request_id)
+        """The upstream will never answer this request: the client gets -32603."""
+        answer = self.flows.fail(request_id, reason)
+        if answer is not None:
+            await self._deliver(answer, request_id)
+
+    async def _deliver(self, answer: Message, request_id: RequestId) -> None:
+        await self.flows.settle()
+        await self.outbox.put(answer, request_id)
 
     def _negotiated(self, answer: Message) -> None:
         result = answer.get("result")
@@ -128,46 +127,37 @@ class Session:
         if message.get("method") != "notifications/progress":
             return None
         token = message.get("params", {}).get("progressToken")
-        for request_id, flow in self.pending.items():
+        for request_id, flow in self.flows.pending.items():
             meta = flow.params.get("_meta")
             if isinstance(meta, dict) and meta.get("progressToken") == token:
                 return request_id
         return None
 
 
+@dataclass(eq=False)
 class SessionTable:
     """The live sessions of one route, by id; idle ones are ended after a while.
 
-    Each session gets its own link, or all share one (``upstream.shared``).
+    Each session gets its own link, or all share one (``shared``: ``upstream.shared``).
     Stateless (2026-07-28) requests have no session: each POST is a short-lived
     session of its own on the shared link, which rewrites ids so that clients
     numbering their requests alike never collide.
     """
 
-    def __init__(
-        self,
-        route: str,
-        pipeline: Pipeline,
-        link: LinkFactory,
-        timeout_seconds: float,
-        *,
-        shared: bool,
-        max_sessions: int = 100,
-        idle_seconds: float = 1800.0,
-    ) -> None:
-        self.route = route
-        self.pipeline = pipeline
-        self.link = link
-        self.timeout_seconds = timeout_seconds
-        self.shared = shared
-        # Each session may start a child (stdio) or hold an upstream stream: bounded.
-        self.max_sessions = max_sessions
-        self.idle_seconds = idle_seconds
-        self.sessions: dict[str, Session] = {}
-        # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
-        self.id_prefix = ""
-        self._common: Hub | None = None
-        self._reaper: asyncio.Task[None] | None = None
+    route: str
+    pipeline: Pipeline
+    link: LinkFactory
+    timeout_seconds: float
+    _: KW_ONLY
+    shared: bool
+    # Each session may start a child (stdio) or hold an upstream stream: bounded.
+    max_sessions: int = 100
+    idle_seconds: float = 1800.0
+    sessions: dict[str, Session] = field(default_factory=dict, init=False)
+    # Cluster mode: session ids start with the owning replica's id (mcpfence.cluster.forward).
+    id_prefix: str = field(default="", init=False)
+    _common: Hub | None = field(default=None, init=False, repr=False)
+    _reaper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def open(self, outbox: Outbox, protocol_version: str = "") -> Session:
         """A new session with a fresh id, kept until it ends or idles out; 503 past the cap."""
@@ -225,7 +215,7 @@ class SessionTable:
             await asyncio.sleep(min(REAP_EVERY_SECONDS, self.idle_seconds))
             cutoff = time.monotonic() - self.idle_seconds
             for session in list(self.sessions.values()):
-                if session.touched < cutoff and not session.pending and not session.outbox.busy():
+                if session.touched < cutoff and not session.flows.pending and not session.outbox.busy():
                     try:
                         await self.end(session.id)
                     except Exception:

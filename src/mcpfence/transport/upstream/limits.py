@@ -17,12 +17,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Final
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError
-
-RETRY_AFTER: Final = (b"retry-after", b"10")
+from mcpfence.transport.http import RETRY_AFTER
 
 
 @dataclass(frozen=True)

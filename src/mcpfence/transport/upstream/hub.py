@@ -21,12 +21,12 @@ import contextlib
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
-from mcpfence.transport.link import Link, LinkFactory
-from mcpfence.transport.upstream import UpstreamError
+from mcpfence.transport.upstream.client import UpstreamError
+from mcpfence.transport.upstream.link import Link, LinkFactory
 
 log = logging.getLogger("mcpfence.upstream")
 
@@ -51,7 +51,7 @@ class Pending:
 
     member: Member
     own_id: RequestId
-    own_token: Any  # the client's progress token, or None
+    own_token: object  # the client's progress token, or None
     timer: asyncio.TimerHandle
 
 
@@ -137,14 +137,14 @@ class Hub:
             return {**message, "params": {**params, "requestId": cancelled}}
         return message
 
-    def _forget(self, member: Member, request_id: Any) -> int | None:
+    def _forget(self, member: Member, request_id: object) -> int | None:
         for upstream_id, entry in self._pending.items():
             if entry.member is member and entry.own_id == request_id:
                 self._pop(upstream_id)
                 return upstream_id
         return None
 
-    def _pop(self, upstream_id: Any) -> Pending | None:
+    def _pop(self, upstream_id: object) -> Pending | None:
         entry = self._pending.pop(upstream_id, None) if isinstance(upstream_id, int) else None
         if entry is not None:
             entry.timer.cancel()
@@ -260,13 +260,13 @@ class Hub:
                 await entry.member.fail(entry.own_id, message)
 
 
-def _progress_token(message: Message) -> Any:
+def _progress_token(message: Message) -> object:
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     return meta.get("progressToken") if isinstance(meta, dict) else None
 
 
-def _with_progress_token(message: Message, token: Any, upstream_token: int) -> Message:
+def _with_progress_token(message: Message, token: object, upstream_token: int) -> Message:
     """Replace the client's progress token by the link-unique request id."""
     if token is None:
         return message

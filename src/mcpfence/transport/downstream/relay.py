@@ -5,7 +5,9 @@ re-serialized and forwarded. The answer comes back as one JSON body, as an SSE
 stream, or (stateless requests) as JSON lines; either way each message passes the
 pipeline again, and a stream is relayed event by event, or line by line, as it
 arrives. GET (the server's stream) and DELETE (end of session) are relayed with
-the same header rules.
+the same header rules. Requests open through ``opening.py`` and are tracked by
+``flows.py``, like every other path's; docs/explanation/architecture.md walks one
+``tools/call`` through this module.
 """
 
 from __future__ import annotations
@@ -15,34 +17,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final, TypeGuard
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.access.ratelimit import normalize_upstream_headers
-from mcpfence.jsonrpc import JsonRpcError, Message
+from mcpfence.jsonrpc import Json, JsonRpcError, Message, RequestId
 from mcpfence.pipeline import Context, Flow, Pipeline
 from mcpfence.protocol import JSON_LINES_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport import json_lines, sse
-from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
-from mcpfence.transport.http import (
-    JSON_HEADERS,
-    RawHeaders,
-    Request,
-    Send,
-    media_type,
-    send_jsonrpc_error,
-    send_method_not_allowed,
-    send_response,
-    until_disconnect,
-)
-from mcpfence.transport.http1 import HttpError
-from mcpfence.transport.messages import (
-    ParamSchemas,
-    meta_version,
-    read_messages,
-)
-from mcpfence.transport.request_ids import (
+from mcpfence.transport.downstream.flows import FlowTracker
+from mcpfence.transport.downstream.messages import meta_version
+from mcpfence.transport.downstream.opening import Opening
+from mcpfence.transport.downstream.request_ids import (
     InFlight,
     MemoryInFlight,
     cancellation,
@@ -50,7 +36,27 @@ from mcpfence.transport.request_ids import (
     restore_subscription,
     upstream_id,
 )
-from mcpfence.transport.upstream import MAX_ANSWER_BYTES, HttpUpstream, UpstreamError, UpstreamResponse
+from mcpfence.transport.headers import downstream_response_headers, upstream_request_headers
+from mcpfence.transport.http import (
+    JSON_HEADERS,
+    RawHeaders,
+    Request,
+    Send,
+    end_stream,
+    media_type,
+    send_jsonrpc_error,
+    send_method_not_allowed,
+    send_response,
+    start_stream,
+    until_disconnect,
+)
+from mcpfence.transport.upstream.client import (
+    MAX_ANSWER_BYTES,
+    HttpError,
+    HttpUpstream,
+    UpstreamError,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("mcpfence")
 
@@ -58,57 +64,46 @@ log = logging.getLogger("mcpfence")
 LONG_LIVED: Final = frozenset({"subscriptions/listen"})
 
 
-@dataclass
-class Exchange:
-    """The flows of one POST: which requests still await an answer from upstream.
+class Exchange(FlowTracker):
+    """The flows of one POST (or GET stream), and what it forwards.
 
-    ``pending`` is keyed by the id each request was given upstream, never the client's.
+    Requests are tracked by the id each was given upstream, never the client's.
     """
 
-    context: Context
-    pending: dict[Any, Flow] = field(default_factory=dict)
-    # Every upstream id given out for this POST, with the client's id: released at its end.
-    given: list[tuple[Any, str]] = field(default_factory=list)
-    local: list[Flow] = field(default_factory=list)
-    forward: list[Message] = field(default_factory=list)
-    # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
-    upstream_headers: dict[str, str] = field(default_factory=dict)
-    # Headers every answer to this POST carries (RateLimit-*).
-    response_headers: RawHeaders = ()
-    # Flows answered so far: their records are settled before the answers leave.
-    answered: list[Flow] = field(default_factory=list)
+    __slots__ = ("context", "forward", "given", "local", "response_headers", "upstream_headers")
+
+    def __init__(self, pipeline: Pipeline, context: Context) -> None:
+        super().__init__(pipeline)
+        self.context = context
+        # Every upstream id given out for this POST, with the client's id: released at its end.
+        self.given: list[tuple[RequestId, str]] = []
+        self.local: list[Flow] = []
+        self.forward: list[Message] = []
+        # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
+        self.upstream_headers: dict[str, str] = {}
+        # Headers every answer to this POST carries (RateLimit-*).
+        self.response_headers: RawHeaders = ()
 
     def local_answers(self) -> list[Message]:
         """The answers addons gave without the upstream (denials), in request order."""
         return [flow.response for flow in self.local if flow.response is not None]
 
 
+@dataclass(eq=False)
 class StreamableHttpRoute:
     """One configured route: relays MCP Streamable HTTP to its upstream."""
 
-    def __init__(
-        self,
-        name: str,
-        upstream: HttpUpstream,
-        pipeline: Pipeline,
-        max_body_bytes: int,
-        guard: AccessGuard | None = None,
-        schemas: ParamSchemas | None = None,
-        in_flight: InFlight | None = None,
-    ) -> None:
-        self.name = name
-        self.upstream = upstream
-        self.pipeline = pipeline
-        self.max_body_bytes = max_body_bytes
-        self.guard = guard or OPEN
-        self.schemas = schemas
-        self.in_flight = in_flight or MemoryInFlight()
-        # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
-        self.closed = asyncio.Event()
+    name: str
+    upstream: HttpUpstream
+    pipeline: Pipeline
+    opening: Opening
+    in_flight: InFlight = field(default_factory=MemoryInFlight)
+    # Set when the route is withdrawn (a token route expired or was revoked): open streams end.
+    closed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization"))
+            client_id = self.opening.client(request)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
@@ -123,16 +118,15 @@ class StreamableHttpRoute:
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
         try:
-            messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
-            session_id = request.headers.get("mcp-session-id", "")
-            limits = await self.guard.admit(caller(request, session_id, client_id), messages)
+            incoming = await self.opening.admit(request, client_id, request.headers.get("mcp-session-id", ""))
+            messages, batch = incoming.messages, incoming.batch
             context = self._context(request, meta_version(messages), client_id)
             await self.pipeline.prepare(context, messages)
         except JsonRpcError as error:
             await send_jsonrpc_error(send, error)
             return
         exchange = self._start(context, messages)
-        exchange.response_headers = limits
+        exchange.response_headers = incoming.headers
         if not exchange.forward:
             await self._reply_locally(send, exchange, batch)
             return
@@ -159,21 +153,19 @@ class StreamableHttpRoute:
 
     def _start(self, context: Context, messages: list[Message]) -> Exchange:
         """Run each request through the pipeline; collect what to forward."""
-        exchange = Exchange(context)
+        exchange = Exchange(self.pipeline, context)
         session_id = context.session_id
         for message in messages:
             if not jsonrpc.is_request(message):
                 exchange.forward.append(cancellation(message, self.in_flight, session_id))
                 continue
-            flow = Flow(exchange.context, message)
-            self.pipeline.request(flow)
+            flow = exchange.start(context, message)
             if flow.response is not None:
-                self.pipeline.response(flow)
                 exchange.local.append(flow)
             else:
                 own, given = flow.request["id"], upstream_id(flow.request["id"])
                 exchange.forward.append({**flow.request, "id": given})
-                exchange.pending[given] = flow
+                exchange.track(given, flow)
                 exchange.given.append((own, given))
                 if session_id:
                     self.in_flight.add(session_id, own, given)
@@ -202,7 +194,7 @@ class StreamableHttpRoute:
         response = await self.upstream.open("POST", headers, body, deadline)
         issued = response.headers.get("mcp-session-id")
         if issued and issued != request.headers.get("mcp-session-id"):
-            await self.guard.session_issued(issued)
+            await self.opening.guard.session_issued(issued)
         try:
             kind = media_type(response.headers.get("content-type", ""))
             if kind == "text/event-stream":
@@ -221,7 +213,7 @@ class StreamableHttpRoute:
         modern = exchange.context.protocol_version in MODERN_VERSIONS
         return modern and not batch and bool(exchange.pending) and response.status < 400
 
-    def _parse_body(self, raw: bytes) -> Any:
+    def _parse_body(self, raw: bytes) -> Json:
         try:
             return jsonrpc.loads(raw)
         except JsonRpcError:
@@ -256,13 +248,13 @@ class StreamableHttpRoute:
         send: Send,
         exchange: Exchange,
         response: UpstreamResponse,
-        parsed: Any,
+        parsed: Json,
         batch: bool,
     ) -> None:
         """Check a JSON answer, whatever its status; an error naming no request fails them all."""
         answers, reason = [], ""
         for message in _as_list(parsed):
-            if response.status >= 400 and self._unattributed_error(exchange, message):
+            if response.status >= 400 and self._unattributed_error(message, exchange):
                 reason = f"{self._status_words(response)}: {_error_text(message)}"
                 continue
             answers.extend(self._answers(exchange, [message]))
@@ -270,7 +262,7 @@ class StreamableHttpRoute:
         if response.status >= 400 and not reason:
             reason = self._status_words(response)
         answers.extend(self._unanswered(exchange, reason))
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         if not answers:
             await self._send_status(send, exchange, response)
             return
@@ -300,13 +292,13 @@ class StreamableHttpRoute:
         return f"upstream {self.upstream.shown_url} answered HTTP {response.status}"
 
     @staticmethod
-    def _unattributed_error(exchange: Exchange, message: Any) -> bool:
+    def _unattributed_error(message: Json, exchange: Exchange) -> TypeGuard[Message]:
         """An error answer whose id names none of this POST's requests (``null``, say)."""
         if not isinstance(message, dict) or not jsonrpc.is_response(message) or "error" not in message:
             return False
         return bool(exchange.pending) and jsonrpc.usable_id(message.get("id")) not in exchange.pending
 
-    def _answer(self, exchange: Exchange, message: Any) -> Message | None:
+    def _answer(self, exchange: Exchange, message: Json) -> Message | None:
         """Pass one upstream message through the pipeline, as an answer or on its own.
 
         An answer is matched by the id its request was given upstream, then takes the
@@ -318,32 +310,23 @@ class StreamableHttpRoute:
         if not isinstance(message, dict):
             raise UpstreamError(f"upstream {self.upstream.shown_url} sent a non-object JSON-RPC message")
         answered = jsonrpc.usable_id(message.get("id")) if jsonrpc.is_response(message) else None
-        flow = exchange.pending.pop(answered, None) if answered is not None else None
-        if flow is None and answered is not None and any(given == answered for _, given in exchange.given):
-            log.warning("route %s: dropped a repeated upstream answer", self.name)
-            return None
-        if flow is None:
-            own = own_id(answered)
-            message = {**message, "id": own} if own is not None else restore_subscription(message)
-            return self.pipeline.server_message(exchange.context, message)
-        flow.response = {**message, "id": flow.request["id"]}
-        self.pipeline.response(flow)
-        exchange.answered.append(flow)
-        assert flow.response is not None
-        return flow.response
+        if answered is not None:
+            answer = exchange.answer(answered, message)
+            if answer is not None:
+                return answer
+            if any(given == answered for _, given in exchange.given):
+                log.warning("route %s: dropped a repeated upstream answer", self.name)
+                return None
+        own = own_id(answered)
+        message = {**message, "id": own} if own is not None else restore_subscription(message)
+        return self.pipeline.server_message(exchange.context, message)
 
     def _unanswered(self, exchange: Exchange, reason: str = "") -> list[Message]:
         """Errors for requests the upstream never answered, so no client waits forever."""
-        answers = []
+        if not exchange.pending:
+            return []
         reason = reason or f"upstream {self.upstream.shown_url} closed the exchange without answering"
-        for flow in exchange.pending.values():
-            flow.error = reason
-            flow.response = jsonrpc.error_response(flow.request["id"], jsonrpc.INTERNAL_ERROR, reason)
-            self.pipeline.response(flow)
-            exchange.answered.append(flow)
-            answers.append(flow.response)
-        exchange.pending.clear()
-        return answers
+        return exchange.fail_all(reason)
 
     async def _fail(
         self,
@@ -355,7 +338,7 @@ class StreamableHttpRoute:
     ) -> None:
         """Answer every still-pending request with the upstream failure (-32603)."""
         answers = exchange.local_answers() + self._unanswered(exchange, error.message)
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         body = jsonrpc.dumps(answers if batch else answers[0])
         headers = headers if headers is not None else [*JSON_HEADERS, *exchange.response_headers]
         await send_response(send, 200 if batch else error.status, body, headers)
@@ -376,8 +359,7 @@ class StreamableHttpRoute:
         Once the stream has started, failures can no longer change the status: each
         request still unanswered gets its -32603 error as a last message instead.
         """
-        headers = self._headers(response, exchange)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await start_stream(send, response.status, self._headers(response, exchange))
         for answer in exchange.local_answers():
             await write(send, answer)
         reason = ""
@@ -388,10 +370,10 @@ class StreamableHttpRoute:
         except (UpstreamError, HttpError, ValueError) as exc:
             reason = f"upstream {self.upstream.shown_url} stream failed: {exc}"
         unanswered = self._unanswered(exchange, reason)
-        await self.pipeline.settle(exchange.answered)
+        await exchange.settle()
         for answer in unanswered:
             await write(send, answer)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await end_stream(send)
 
     async def _pump(
         self, send: Send, exchange: Exchange, response: UpstreamResponse, idle: float | None = None
@@ -402,7 +384,7 @@ class StreamableHttpRoute:
         async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as quiet:
             async for event in sse.read_events(response.content.iter_any()):
                 checked = self._check_event(exchange, event)
-                await self.pipeline.settle(exchange.answered)
+                await exchange.settle()
                 await sse.send_event(send, checked)
                 if idle is not None and event.data:
                     quiet.reschedule(loop.time() + idle)
@@ -435,7 +417,7 @@ class StreamableHttpRoute:
             return None
         return jsonrpc.dumps(answers if isinstance(message, list) else answers[0])
 
-    def _answers(self, exchange: Exchange, messages: list[Any]) -> list[Message]:
+    def _answers(self, exchange: Exchange, messages: list[Json]) -> list[Message]:
         """Each upstream message through :meth:`_answer`, repeated answers left out."""
         return [answer for m in messages if (answer := self._answer(exchange, m)) is not None]
 
@@ -464,7 +446,7 @@ class StreamableHttpRoute:
 
     async def _json_head(
         self, exchange: Exchange, reader: json_lines.LineReader
-    ) -> tuple[Any, list[bytes] | None]:
+    ) -> tuple[Json, list[bytes] | None]:
         """Read enough to tell: ``(document, None)`` for one answer, ``(None, lines)`` for a
         stream whose first ``lines`` have been read already."""
         first = await reader.line() or b""
@@ -493,7 +475,7 @@ class StreamableHttpRoute:
                 await send({"type": "http.response.body", "body": b"\n", "more_body": True})
                 continue
             checked = self._check_data(exchange, line, "line")
-            await self.pipeline.settle(exchange.answered)
+            await exchange.settle()
             if checked is not None:
                 await send({"type": "http.response.body", "body": checked + b"\n", "more_body": True})
 
@@ -521,20 +503,19 @@ class StreamableHttpRoute:
             await send_jsonrpc_error(send, error)
             return
         try:
-            exchange = Exchange(context)
+            exchange = Exchange(self.pipeline, context)
             if media_type(response.headers.get("content-type", "")) != "text/event-stream":
                 try:
                     await self._relay_body(send, exchange, response, batch=False)
                 except UpstreamError as error:
                     await send_jsonrpc_error(send, error)
                 return
-            start = {"type": "http.response.start", "status": response.status}
-            await send({**start, "headers": self._headers(response, exchange)})
+            await start_stream(send, response.status, self._headers(response, exchange))
             # A server stream that ends badly, or idles, just ends ours; the client reconnects.
             idle = self.upstream.streams.caps.idle_seconds
             with contextlib.suppress(UpstreamError, HttpError, ValueError, TimeoutError):
                 await until_disconnect(request, self._pump(send, exchange, response, idle), self.closed)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await end_stream(send)
         finally:
             response.release()
 
@@ -555,7 +536,7 @@ class StreamableHttpRoute:
         return [*headers, *exchange.response_headers]
 
 
-def _as_list(value: Any) -> list[Any]:
+def _as_list(value: Json) -> list[Json]:
     return value if isinstance(value, list) else [value]
 
 

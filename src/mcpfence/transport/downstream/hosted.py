@@ -10,27 +10,28 @@ DELETE ends the session and, unless it is shared, the upstream child with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from mcpfence import jsonrpc
-from mcpfence.access.guard import OPEN, AccessGuard, caller
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import STATELESS_VERSIONS
+from mcpfence.transport.downstream.messages import meta_version
+from mcpfence.transport.downstream.opening import Incoming, Opening
+from mcpfence.transport.downstream.outbox import HostedOutbox, PostStream
+from mcpfence.transport.downstream.sessions import Session, SessionTable
 from mcpfence.transport.http import (
     JSON_HEADERS,
     SSE_HEADERS,
     RawHeaders,
     Request,
     Send,
+    end_stream,
     send_jsonrpc_error,
     send_method_not_allowed,
     send_response,
+    start_stream,
     until_disconnect,
 )
-from mcpfence.transport.messages import ParamSchemas, meta_version, read_messages
-from mcpfence.transport.outbox import HostedOutbox, PostStream
-from mcpfence.transport.sessions import Session, SessionTable
 from mcpfence.transport.sse import send_message
 
 SESSION_REQUIRED: Final = "Bad Request: Mcp-Session-Id header is required"
@@ -42,35 +43,16 @@ def _stateless_version(request: Request, messages: list[Message]) -> str | None:
     return version if version in STATELESS_VERSIONS else None
 
 
-@dataclass
-class Incoming:
-    """One POST as received: its messages, its client, and headers its answer carries."""
-
-    request: Request
-    messages: list[Message]
-    batch: bool
-    client_id: str
-    headers: list[tuple[bytes, bytes]]
-
-
 class HostedRoute:
     """Downstream Streamable HTTP for one route whose upstream is reached through hubs."""
 
-    def __init__(
-        self,
-        table: SessionTable,
-        max_body_bytes: int,
-        guard: AccessGuard | None = None,
-        schemas: ParamSchemas | None = None,
-    ) -> None:
+    def __init__(self, table: SessionTable, opening: Opening) -> None:
         self.table = table
-        self.max_body_bytes = max_body_bytes
-        self.guard = guard or OPEN
-        self.schemas = schemas
+        self.opening = opening
 
     async def handle(self, request: Request, send: Send) -> None:
         try:
-            client_id = self.guard.authenticate(request.headers.get("authorization"))
+            client_id = self.opening.client(request)
             if request.method == "POST":
                 await self.post(request, send, client_id)
             elif request.method == "GET":
@@ -93,12 +75,10 @@ class HostedRoute:
         return session
 
     async def post(self, request: Request, send: Send, client_id: str) -> None:
-        messages, batch = await read_messages(request, self.max_body_bytes, "", self.schemas)
         session_id = request.headers.get("mcp-session-id")
         known = session_id is not None and self.table.get(session_id) is not None
-        who = caller(request, session_id or "", client_id, verified=known)
-        limits = await self.guard.admit(who, messages)
-        incoming = Incoming(request, messages, batch, client_id, limits)
+        incoming = await self.opening.admit(request, client_id, session_id or "", verified=known)
+        messages = incoming.messages
         version = _stateless_version(request, messages)
         if session_id is not None:
             await self._exchange(send, self._existing(request), incoming)
@@ -147,8 +127,7 @@ class HostedRoute:
                     return
             if not streaming:
                 streaming = True
-                start = {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]}
-                await send(start)
+                await start_stream(send, 200, [*SSE_HEADERS, *headers])
                 for answer in held:
                     await send_message(send, answer)
             await send_message(send, message)
@@ -157,15 +136,14 @@ class HostedRoute:
         while post.waiting:
             await emit(await post.queue.get())
         if streaming:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await end_stream(send)
             return
-        body: Any = held if batch or len(held) > 1 else held[0]
+        body: Message | list[Message] = held if batch or len(held) > 1 else held[0]
         await send_response(send, 200, jsonrpc.dumps(body), [*JSON_HEADERS, *headers])
 
     async def listen(self, session: Session, request: Request, send: Send) -> None:
         """The GET stream: server messages that no POST stream is carrying."""
         outbox = session.outbox
         assert isinstance(outbox, HostedOutbox)
-        await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
-        await until_disconnect(request, outbox.general.drain(send))
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await outbox.general.serve(request, send)
+        await end_stream(send)

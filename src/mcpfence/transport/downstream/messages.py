@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Final
 
 from mcp.shared.inbound import validate_mcp_param_headers
 
 from mcpfence import jsonrpc
-from mcpfence.jsonrpc import JsonRpcError, Message
-from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING
+from mcpfence.jsonrpc import Json, JsonRpcError, Message, RequestId
+from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING, PROTOCOL_VERSION_META
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import BodyTooLarge, Request, media_type
 
-PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"
 # Requests the pipeline decides: never accepted as notifications.
 CHECKED_REQUESTS: Final = frozenset({"tools/call"})
 
 
 # A tool's input schema when it mirrors arguments into ``Mcp-Param-*`` headers, else None.
-ParamSchemas = Callable[[str], Mapping[str, Any] | None]
+ParamSchemas = Callable[[str], Mapping[str, Json] | None]
 
 
 async def read_messages(
@@ -82,7 +81,7 @@ def parse_body(body: bytes, protocol_version: str) -> tuple[list[Message], bool]
 
 def _reject_reused_ids(messages: list[Message]) -> None:
     """Answers find their request by id: two requests under one id could swap their checks."""
-    seen: set[Any] = set()
+    seen: set[RequestId] = set()
     for message in messages:
         if jsonrpc.is_request(message):
             if message["id"] in seen:
@@ -133,7 +132,7 @@ def _is_one_request(messages: list[Message]) -> bool:
     return len(messages) == 1 and "method" in messages[0] and "id" in messages[0]
 
 
-def _mismatch(message: str, request_id: Any) -> JsonRpcError:
+def _mismatch(message: str, request_id: object) -> JsonRpcError:
     """-32020 at HTTP 400, answering the request's id when it has a usable one."""
     return JsonRpcError(jsonrpc.HEADER_MISMATCH, message, status=400, id=jsonrpc.usable_id(request_id))
 

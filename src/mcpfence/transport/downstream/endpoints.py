@@ -17,17 +17,16 @@ from pathlib import Path
 from mcpfence.access.guard import AccessGuard
 from mcpfence.config import RouteConfig
 from mcpfence.pipeline import Pipeline
-from mcpfence.transport.app import Route
-from mcpfence.transport.hosted import HostedRoute
+from mcpfence.transport.downstream.app import Route
+from mcpfence.transport.downstream.hosted import HostedRoute
+from mcpfence.transport.downstream.legacy_sse import LegacySseRoute
+from mcpfence.transport.downstream.messages import ParamSchemas
+from mcpfence.transport.downstream.opening import Opening
+from mcpfence.transport.downstream.sessions import SessionTable
 from mcpfence.transport.http import Request, Send
-from mcpfence.transport.legacy_sse import LegacySseRoute
-from mcpfence.transport.link import Link
-from mcpfence.transport.messages import ParamSchemas
-from mcpfence.transport.sessions import SessionTable
-from mcpfence.transport.stdio import StdioLink
-from mcpfence.transport.upstream import Upstream
-from mcpfence.transport.upstream_client import StreamableHttpLink
-from mcpfence.transport.upstream_sse import SseLink
+from mcpfence.transport.upstream.link import Link
+from mcpfence.transport.upstream.links import upstream_link
+from mcpfence.transport.upstream.pool import Upstream
 
 
 class RouteEndpoints:
@@ -50,25 +49,6 @@ class RouteEndpoints:
     async def close(self) -> None:
         """Stop every hosted session, and with them the children they started."""
         await self.table.close()
-
-
-def upstream_link(
-    route: RouteConfig,
-    upstream: Upstream | None,
-    base_dir: Path,
-    stateless: str | None = None,
-    listen: bool = True,
-) -> Link:
-    """A fresh message link to the route's upstream; ``stateless``: the 2026-07-28 revision
-    to speak without a session (Streamable HTTP upstreams only); ``listen=False``: no
-    server stream (GET) for a link that only asks and reads the answers."""
-    config = route.upstream
-    if upstream is None:
-        assert config.command is not None
-        return StdioLink(route.name, config.command, config.env, cwd=base_dir)
-    if config.kind == "sse":
-        return SseLink(upstream)
-    return StreamableHttpLink(upstream, protocol_version=stateless, listen=listen)
 
 
 def build_endpoints(
@@ -101,6 +81,6 @@ def build_endpoints(
         max_sessions=route.limits.sessions,
         idle_seconds=route.limits.session_idle_seconds,
     )
-    main = relay or HostedRoute(table, max_body_bytes, guard, schemas)
-    legacy = LegacySseRoute(route.path, table, max_body_bytes, guard)
+    main = relay or HostedRoute(table, Opening(max_body_bytes, guard, schemas))
+    legacy = LegacySseRoute(route.path, table, Opening(max_body_bytes, guard))
     return RouteEndpoints(route.path, main, legacy, table)

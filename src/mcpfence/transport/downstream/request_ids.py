@@ -22,7 +22,7 @@ import itertools
 import json
 import os
 import secrets
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message, RequestId
@@ -57,7 +57,7 @@ def upstream_id(own: RequestId) -> str:
     return f"{PREFIX}{_nonces.next()}:{encoded}"
 
 
-def own_id(upstream: Any) -> RequestId:
+def own_id(upstream: object) -> RequestId:
     """The client's id an upstream id of ours carries, or None if it is none of ours."""
     if not isinstance(upstream, str) or not upstream.startswith(PREFIX):
         return None

@@ -19,8 +19,8 @@ from typing import Final
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
-from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.upstream import UpstreamError
+from mcpfence.transport.upstream.client import UpstreamError
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
 
 log = logging.getLogger("mcpfence.upstream")
 

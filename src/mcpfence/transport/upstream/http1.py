@@ -15,7 +15,8 @@ llhttp (through httptools, the parser uvicorn uses) costs about 15
 - redirects are never followed, and there are no cookies and no proxies;
 - a connection goes back to the pool only after a complete answer that allows it.
 
-Failures raise :class:`HttpError`; a passed deadline raises ``TimeoutError``.
+Failures raise the interface's :class:`~mcpfence.transport.upstream.client.HttpError`;
+a passed deadline raises ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from urllib.parse import unquote, urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from mcpfence.transport.upstream.client import HttpError
+
 # Unread body bytes buffered per connection before reading from the socket pauses.
 HIGH_WATER: Final = 256 * 1024
 # The most one decoding step may produce from a compressed chunk (a small chunk can
@@ -42,10 +45,6 @@ IDLE_SECONDS: Final = 30.0
 _DECODERS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _NO_BODY: Final = frozenset({204, 304})
 _DEFAULTS: Final = {"accept": "*/*", "accept-encoding": "gzip, deflate"}
-
-
-class HttpError(Exception):
-    """The upstream connection failed, or its answer broke HTTP/1.1."""
 
 
 class Origin:

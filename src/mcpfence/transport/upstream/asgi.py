@@ -14,13 +14,14 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
-from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
+from starlette.types import ASGIApp
+from starlette.types import Message as ASGIMessage
 
-from mcpfence.transport.http import ASGIMessage, Scope
-from mcpfence.transport.limits import StreamCaps, StreamSlots
-from mcpfence.transport.upstream import UpstreamError, UpstreamResponse, read_body, timeout_error
+from mcpfence.transport.http import Scope
+from mcpfence.transport.upstream.client import UpstreamError, UpstreamResponse, read_body, timeout_error
+from mcpfence.transport.upstream.limits import StreamCaps, StreamSlots
 
 log = logging.getLogger("mcpfence")
 
@@ -117,7 +118,7 @@ class AsgiUpstream:
     """An ASGI app standing in for an upstream URL: one call per relayed exchange."""
 
     def __init__(
-        self, app: Any, label: str, timeout_seconds: float, streams: StreamCaps | None = None
+        self, app: ASGIApp, label: str, timeout_seconds: float, streams: StreamCaps | None = None
     ) -> None:
         self.app = app
         self.url = self.shown_url = label  # how error messages name it
@@ -127,12 +128,8 @@ class AsgiUpstream:
         self.streams = StreamSlots(streams or StreamCaps())
 
     async def open(
-        self,
-        method: str,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-        deadline: float | None = None,
-        url: str | None = None,
+        self, method: str, headers: Mapping[str, str], body: bytes | None = None,
+        deadline: float | None = None, url: str | None = None,
     ) -> UpstreamResponse:
         """Call the app and return once it has sent its response head."""
         client = CLIENT_SCOPE.get()

@@ -17,9 +17,9 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.transport import sse
 from mcpfence.transport.http import media_type
-from mcpfence.transport.http1 import HttpError, Response
-from mcpfence.transport.link import OnClosed, OnMessage
-from mcpfence.transport.upstream import Upstream, UpstreamError
+from mcpfence.transport.upstream.client import HttpError, UpstreamError, UpstreamResponse
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
+from mcpfence.transport.upstream.pool import Upstream
 
 log = logging.getLogger("mcpfence.upstream")
 
@@ -46,7 +46,7 @@ class SseLink:
         self.upstream = upstream
         self.endpoint = ""
         self._task: asyncio.Task[None] | None = None
-        self._response: Response | None = None
+        self._response: UpstreamResponse | None = None
 
     @property
     def label(self) -> str:

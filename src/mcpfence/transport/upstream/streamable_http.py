@@ -19,11 +19,10 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import JsonRpcError, Message
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
 from mcpfence.transport.http import media_type
-from mcpfence.transport.http1 import HttpError
-from mcpfence.transport.link import OnClosed, OnMessage
 from mcpfence.transport.sse import read_events
-from mcpfence.transport.upstream import HttpUpstream, UpstreamError
-from mcpfence.transport.upstream_sse import deliver_events
+from mcpfence.transport.upstream.client import HttpError, HttpUpstream, UpstreamError
+from mcpfence.transport.upstream.link import OnClosed, OnMessage
+from mcpfence.transport.upstream.sse import deliver_events
 
 
 async def _ignore(_: object) -> None:
@@ -127,8 +126,9 @@ class StreamableHttpLink:
             parsed = jsonrpc.loads(body)
         except JsonRpcError:
             parsed = None
-        answers = parsed if isinstance(parsed, list) else [parsed]
-        if not all(isinstance(answer, dict) for answer in answers):
+        values = parsed if isinstance(parsed, list) else [parsed]
+        answers = [value for value in values if isinstance(value, dict)]
+        if len(answers) != len(values):  # not JSON-RPC answers, not even in part
             answers = []
         for answer in answers:
             await self._received(answer)
