@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mcpfence.transport.request_ids import own_id, upstream_id
+from mcpfence.transport.downstream.request_ids import own_id, upstream_id
 
 
 def test_each_forwarded_request_gets_a_different_upstream_id_naming_the_same_client_id() -> None:
