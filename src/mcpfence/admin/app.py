@@ -8,7 +8,6 @@ secret or arbitrary URL ever travels through this API.
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import uuid
@@ -24,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mcpfence.access.exposure import TOOL_KINDS, Exposure, MethodName
 from mcpfence.access.store import ApiToken, Store, StoreConflict, TokenRoute, utcnow
@@ -37,6 +36,7 @@ from mcpfence.access.tokens import (
 )
 from mcpfence.admin.expiry import RouteRemoved
 from mcpfence.cluster import SharedStateUnavailable
+from mcpfence.transport.http import SecretGate
 from mcpfence.urls import redact_urls
 
 ADMIN_TOKEN_ENV = "MCPFENCE_ADMIN_TOKEN"
@@ -99,22 +99,17 @@ class _TokenCreate(_Body):
     name: str = Field(pattern=_NAME)
 
 
-class _BearerAuth:
-    """Refuses any request without the admin token (compared in constant time)."""
+class _BearerAuth(SecretGate):
+    """Refuses any request without the admin token."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
+    def presented(self, scope: Scope) -> bytes | None:
+        token = bearer_token(Headers(scope=scope).get("authorization"))
+        return token.encode() if token is not None else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            presented = bearer_token(Headers(scope=scope).get("authorization"))
-            if presented is None or not hmac.compare_digest(presented.encode(), self._token):
-                response = _error(401, "missing or wrong admin token")
-                response.headers["WWW-Authenticate"] = 'Bearer realm="mcpfence-admin"'
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(401, "missing or wrong admin token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mcpfence-admin"'
+        await response(scope, receive, send)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -336,7 +331,7 @@ def create_admin_app(
     ]
     return Starlette(
         routes=[
-            Mount("/admin", routes=admin_routes, middleware=[Middleware(_BearerAuth, token=token)]),
+            Mount("/admin", routes=admin_routes, middleware=[Middleware(_BearerAuth, secret=token)]),
             *extra_routes,
         ],
         exception_handlers={ApiError: _api_error, SharedStateUnavailable: _store_unavailable},

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import secrets
 from typing import Final
@@ -29,7 +28,15 @@ from mcpfence.cluster.redis import KEY_PREFIX
 from mcpfence.cluster.store import shared
 from mcpfence.transport.downstream.app import Route
 from mcpfence.transport.headers import downstream_response_headers
-from mcpfence.transport.http import BodyTooLarge, Receive, Request, Scope, Send, send_jsonrpc_error
+from mcpfence.transport.http import (
+    BodyTooLarge,
+    Receive,
+    Request,
+    Scope,
+    SecretGate,
+    Send,
+    send_jsonrpc_error,
+)
 
 log = logging.getLogger("mcpfence")
 
@@ -167,23 +174,19 @@ def _session_gone() -> jsonrpc.JsonRpcError:
     return jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "Session not found", status=404)
 
 
-class InternalListener:
+class InternalListener(SecretGate):
     """The replica-to-replica listener: the proxy app, for requests with the cluster secret only."""
 
-    def __init__(self, app: object, secret: str) -> None:
-        self.app = app
-        self._secret = secret.encode()
+    def presented(self, scope: Scope) -> bytes | None:
+        return dict(scope["headers"]).get(SECRET_HEADER.encode())
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            presented = headers.get(SECRET_HEADER.encode(), b"")
-            if not hmac.compare_digest(presented, self._secret):
-                refused = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "cluster secret required", status=403)
-                await send_jsonrpc_error(send, refused)
-                return
-            scope = {**scope, FORWARDED: True}
-            client = headers.get(CLIENT_HEADER.encode())
-            if client:  # rate limits count the client, not the replica that forwarded
-                scope["client"] = (client.decode("latin-1"), 0)
-        await self.app(scope, receive, send)  # type: ignore[operator]
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, "cluster secret required", status=403)
+        await send_jsonrpc_error(send, refused)
+
+    def admitted(self, scope: Scope) -> Scope:
+        scope = {**scope, FORWARDED: True}
+        client = dict(scope["headers"]).get(CLIENT_HEADER.encode())
+        if client:  # rate limits count the client, not the replica that forwarded
+            scope["client"] = (client.decode("latin-1"), 0)
+        return scope

@@ -8,10 +8,12 @@ whole or streamed responses.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Sequence
 from typing import Final
 
 # The ASGI types are starlette's; the rest of mcpfence imports them from here.
+from starlette.types import ASGIApp as ASGIApp
 from starlette.types import Receive as Receive
 from starlette.types import Scope as Scope
 from starlette.types import Send as Send
@@ -30,6 +32,35 @@ SSE_HEADERS: RawHeaders = [
     (b"cache-control", b"no-cache, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+class SecretGate:
+    """ASGI middleware that passes on only HTTP requests presenting ``secret``, compared in
+    constant time. Subclasses say where the secret is presented and how a refusal reads
+    (the admin API's bearer token, the cluster's replica-to-replica secret)."""
+
+    def __init__(self, app: ASGIApp, secret: str) -> None:
+        self.app = app
+        self._secret = secret.encode()
+
+    def presented(self, scope: Scope) -> bytes | None:
+        raise NotImplementedError
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+    def admitted(self, scope: Scope) -> Scope:
+        """The scope the app sees for an admitted request (unchanged unless overridden)."""
+        return scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            presented = self.presented(scope)
+            if presented is None or not hmac.compare_digest(presented, self._secret):
+                await self.refuse(scope, receive, send)
+                return
+            scope = self.admitted(scope)
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):
