@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
+from mcpfence.toolcall import ToolCallRequest, parse_tool_call
 
 log = logging.getLogger("mcpfence")
 
@@ -58,6 +59,12 @@ class Flow:
     started: float = field(default_factory=time.perf_counter)
     # Per-flow notes addons leave for each other (decision, span, ...).
     notes: dict[str, Any] = field(default_factory=dict)
+    # The tools/call as the client sent it, parsed once here at the edge: addons may
+    # rewrite ``request`` (a mutation), never this.
+    tool_call: ToolCallRequest | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tool_call = parse_tool_call(self.request)
 
     @property
     def method(self) -> str:

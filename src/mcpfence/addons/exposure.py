@@ -29,9 +29,10 @@ class ExposureAddon(BaseAddon):
         self.catalog = catalog
 
     def request(self, flow: Flow) -> None:
-        name = flow.params.get("name")
-        if flow.method != "tools/call" or not isinstance(name, str):
+        call = flow.tool_call
+        if call is None:
             return
+        name = call.name
         route = flow.context.route
         if self.catalog.knows(route, name):
             reason = self.exposure.refusal(name, self.catalog.annotations(route, name))
@@ -41,12 +42,7 @@ class ExposureAddon(BaseAddon):
             reason = f"tool {name!r} is not in this route's tool list; call tools/list first"
         if reason is None:
             return
-        arguments = flow.params.get("arguments")
-        decision = Decision(
-            "deny",
-            arguments if isinstance(arguments, dict) else {},
-            (Violation(FILTER_POLICY, reason),),
-        )
+        decision = Decision("deny", call.arguments or {}, (Violation(FILTER_POLICY, reason),))
         flow.notes["decision"] = decision
         flow.notes["tool"] = name
         result = denial_result(decision, flow.context.protocol_version)

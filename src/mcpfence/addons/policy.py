@@ -84,12 +84,12 @@ class PolicyAddon(BaseAddon):
     def request(self, flow: Flow) -> None:
         if flow.method != "tools/call":
             return
-        params = flow.params
-        name, args = params.get("name"), params.get("arguments", {})
-        if not isinstance(name, str) or not isinstance(args, dict):
+        tool_call = flow.tool_call
+        if tool_call is None or tool_call.arguments is None:
             message = "tools/call needs params.name (string) and params.arguments (object)"
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
             return
+        name, args = tool_call.name, tool_call.arguments
         context = flow.context
         policies = self.holder.current
         state = None
@@ -120,7 +120,7 @@ class PolicyAddon(BaseAddon):
             result = denial_result(decision, flow.context.protocol_version)
             flow.reply(jsonrpc.result_response(flow.request["id"], result))
         elif decision.decision != "allow" and decision.args != args:
-            flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
+            flow.request = {**flow.request, "params": {**flow.params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)
 
     def _mirror_param_headers(self, flow: Flow, tool: str, args: dict[str, Any]) -> None:
@@ -177,9 +177,10 @@ class PolicyAddon(BaseAddon):
     ) -> None:
         key, state = session
         ok = result is not None and result.get("isError") is not True
-        args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
-        call = state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
+        # What was forwarded: the policy's arguments (the client's unless a mutation changed them).
+        forwarded = flow.notes["decision"].args
+        call = state.record_call(flow.notes["tool"], forwarded, ok, structured)
         policies = self.holder.current
         tokens: list[str] = []
         if result is not None and policies.harvests_tokens:

@@ -68,8 +68,6 @@ class TracingAddon(BaseAddon):
             header_traceparent=context.headers.get("traceparent"),
             header_tracestate=context.headers.get("tracestate"),
         )
-        if self._records_arguments and flow.method == "tools/call":
-            flow.notes["arguments"] = params.get("arguments")  # as sent, before any policy rewrites them
 
     def response(self, flow: Flow) -> None:
         span: RequestSpan | None = flow.notes.get("span")
@@ -108,8 +106,9 @@ class TracingAddon(BaseAddon):
             "args": decision.args,
             "duration_ms": round((perf_counter() - flow.started) * 1000, 3),
         }
-        if "arguments" in flow.notes:
-            record.update(_outcome(flow), arguments=flow.notes["arguments"])
+        if self._records_arguments and flow.tool_call is not None:
+            # As the client sent them: a mutation's rewrite is in "args".
+            record.update(_outcome(flow), arguments=flow.tool_call.arguments)
         self.decision_log.write(record)
 
 
