@@ -14,7 +14,7 @@ Hooks are synchronous. Shared state (cluster mode) needs I/O, so two awaits
 frame them: :meth:`Pipeline.prepare` once per POST before the request hooks
 (addons with a ``prepare`` coroutine fetch what they will read), and
 :meth:`Pipeline.settle` before answers leave (awaiting what response hooks
-left in ``flow.notes["settle"]``, so a client's next request, on any replica,
+left in ``flow.settle``, so a client's next request, on any replica,
 sees what this one recorded).
 
 The transport never knows what the addons do; the addons never know which
@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
 from mcpfence.toolcall import ToolCallRequest, parse_tool_call
+
+if TYPE_CHECKING:  # what addons leave on a flow; the pipeline needs only the names
+    from mcpfence.policy.decision import Decision
+    from mcpfence.session import SessionState
+    from mcpfence.telemetry.spans import RequestSpan, UpstreamSpan
 
 log = logging.getLogger("mcpfence")
 
@@ -49,7 +54,12 @@ class Context:
 
 @dataclass
 class Flow:
-    """One client request on its way through mcpfence, and its answer."""
+    """One client request on its way through mcpfence, and its answer.
+
+    Besides the request and its answer, a flow carries what addons leave for the
+    addons after them and for the transport, each in a field of its own (None until
+    set); docs/explanation/architecture.md lists who sets and who reads each.
+    """
 
     context: Context
     request: Message
@@ -57,11 +67,23 @@ class Flow:
     # Set when the upstream could not answer (unreachable, timeout, bad reply).
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
-    # Per-flow notes addons leave for each other (decision, span, ...).
-    notes: dict[str, Any] = field(default_factory=dict)
     # The tools/call as the client sent it, parsed once here at the edge: addons may
     # rewrite ``request`` (a mutation), never this.
     tool_call: ToolCallRequest | None = field(init=False)
+    # True when an addon answered (:meth:`reply`): nothing was forwarded.
+    answered_locally: bool = False
+    # The SERVER span of the request (tracing addon); others nest their spans in it.
+    span: RequestSpan | None = None
+    # The CLIENT span of the forwarded request (upstream trace addon).
+    upstream_span: UpstreamSpan | None = None
+    # Trace context for the upstream HTTP request (upstream trace addon; the transport sends it).
+    upstream_headers: Mapping[str, str] | None = None
+    # The decision on the tools/call (exposure or policy addon; telemetry records it).
+    decision: Decision | None = None
+    # The session memory the call's answer is remembered in: its key and state (policy addon).
+    session: tuple[str, SessionState] | None = None
+    # The write of what a response hook remembered, awaited by :meth:`Pipeline.settle`.
+    settle: Awaitable[None] | None = None
 
     def __post_init__(self) -> None:
         self.tool_call = parse_tool_call(self.request)
@@ -75,14 +97,10 @@ class Flow:
         params = self.request.get("params")
         return params if isinstance(params, dict) else {}
 
-    @property
-    def answered_locally(self) -> bool:
-        return self.notes.get("local", False) is True
-
     def reply(self, response: Message) -> None:
         """Answer the request without forwarding it."""
         self.response = response
-        self.notes["local"] = True
+        self.answered_locally = True
 
 
 class Addon(Protocol):
@@ -152,7 +170,7 @@ class Pipeline:
     async def settle(flows: Sequence[Flow]) -> None:
         """Wait until what the response hooks recorded for ``flows`` is stored."""
         for flow in flows:
-            pending = flow.notes.pop("settle", None)
+            pending, flow.settle = flow.settle, None
             if pending is not None:
                 await pending
 

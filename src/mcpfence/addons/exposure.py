@@ -43,8 +43,7 @@ class ExposureAddon(BaseAddon):
         if reason is None:
             return
         decision = Decision("deny", call.arguments or {}, (Violation(FILTER_POLICY, reason),))
-        flow.notes["decision"] = decision
-        flow.notes["tool"] = name
+        flow.decision = decision
         result = denial_result(decision, flow.context.protocol_version)
         flow.reply(jsonrpc.result_response(flow.request["id"], result))
 

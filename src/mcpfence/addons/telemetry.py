@@ -19,7 +19,7 @@ from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
 from mcpfence.protocol import NAME_BEARING
 from mcpfence.session import remembered
-from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan, names
+from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, names
 
 
 def _meta(params: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class TracingAddon(BaseAddon):
         target = _text(params.get(key)) if key else None
         # Metrics name only tools the route listed: client-chosen names stay unbounded.
         listed = target is not None and self.catalog.knows(context.route, target)
-        flow.notes["span"] = self.telemetry.request_span(
+        flow.span = self.telemetry.request_span(
             flow.method,
             target,
             tool_label=target if listed else names.OTHER_LABEL,
@@ -70,10 +70,10 @@ class TracingAddon(BaseAddon):
         )
 
     def response(self, flow: Flow) -> None:
-        span: RequestSpan | None = flow.notes.get("span")
+        span = flow.span
         if span is None:
             return
-        decision: Decision | None = flow.notes.get("decision")
+        decision = flow.decision
         if decision is not None:
             violated = sorted({v.policy for v in decision.violations})
             span.set_decision(decision.decision, decision.matched, violated)
@@ -98,7 +98,7 @@ class TracingAddon(BaseAddon):
             "route": context.route,
             "session_id": context.session_id,
             "client_id": context.client_id,
-            "tool": flow.notes.get("tool", ""),
+            "tool": flow.tool_call.name if flow.tool_call is not None else "",
             "decision": decision.decision,
             # Tokens are never logged: a message quoting one is logged without it.
             "violations": [{"policy": v.policy, "message": v.loggable} for v in decision.violations],
@@ -124,18 +124,18 @@ class UpstreamTraceAddon(BaseAddon):
     """The CLIENT span of each forwarded request, and its trace context upstream."""
 
     def request(self, flow: Flow) -> None:
-        span: RequestSpan | None = flow.notes.get("span")
+        span = flow.span
         if span is None:
             return
         upstream = span.upstream_span()
-        flow.notes["upstream_span"] = upstream
+        flow.upstream_span = upstream
         if upstream.meta:
             params = flow.params
             flow.request = {**flow.request, "params": {**params, "_meta": {**_meta(params), **upstream.meta}}}
-            flow.notes["upstream_headers"] = upstream.headers
+            flow.upstream_headers = upstream.headers
 
     def response(self, flow: Flow) -> None:
-        upstream: UpstreamSpan | None = flow.notes.get("upstream_span")
+        upstream = flow.upstream_span
         if upstream is None:
             return
         if flow.error is not None:
