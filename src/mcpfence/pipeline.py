@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
@@ -105,7 +105,17 @@ class Flow:
 
 class Addon(Protocol):
     """A pipeline stage. Hooks are synchronous: they run on every call. ``prepare``
-    is the one exception: it may await what the others will need (a tool list)."""
+    is the one exception: it may await what the others will need (a tool list).
+
+    ``after`` and ``before`` name the addon classes this one must follow or precede
+    when both are in a pipeline; :class:`Pipeline` refuses an order that breaks them.
+    """
+
+    @property
+    def after(self) -> tuple[type[BaseAddon], ...]: ...
+
+    @property
+    def before(self) -> tuple[type[BaseAddon], ...]: ...
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None: ...
 
@@ -118,6 +128,9 @@ class Addon(Protocol):
 
 class BaseAddon:
     """Hooks that do nothing, so an addon defines only what it needs."""
+
+    after: ClassVar[tuple[type[BaseAddon], ...]] = ()
+    before: ClassVar[tuple[type[BaseAddon], ...]] = ()
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         return None
@@ -142,10 +155,24 @@ def refusal(request: Message) -> Message:
     return jsonrpc.error_response(request.get("id"), jsonrpc.INTERNAL_ERROR, reason)
 
 
+class PipelineOrderError(ValueError):
+    """Addons given in an order their ``after`` or ``before`` forbids."""
+
+
+def _check_order(addons: Sequence[Addon]) -> None:
+    """Raise :class:`PipelineOrderError` if an addon comes before one it must follow."""
+    for i, earlier in enumerate(addons):
+        for later in addons[i + 1 :]:
+            if isinstance(later, earlier.after) or isinstance(earlier, later.before):
+                first, then = type(later).__name__, type(earlier).__name__
+                raise PipelineOrderError(f"pipeline order: {first} must come before {then}, not after it")
+
+
 class Pipeline:
     """The ordered addons of one route."""
 
     def __init__(self, addons: Sequence[Addon] = ()) -> None:
+        _check_order(addons)
         self.addons = list(addons)
         self._reversed = list(reversed(self.addons))
         self._preparing = [a for a in self.addons if type(a).prepare is not BaseAddon.prepare]

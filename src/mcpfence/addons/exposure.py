@@ -4,9 +4,10 @@ Filtered tools vanish from ``tools/list`` answers (and from tool lists replayed 
 their request, on a resumed stream), and a ``tools/call`` to one is
 answered locally as a policy denial from ``route-filter``, so the model reads why
 and the decision log and spans record it like any other denial. A call to a tool
-mcpfence has not seen listed is refused too: its kind cannot be known. Place it before
-the policy addon: requests reach it first, and answers reach it after the policy
-addon has taught the catalog the tools' annotations.
+mcpfence has not seen listed is refused too: its kind cannot be known. It runs
+before the policy addon (``PolicyAddon.after`` says so): requests reach it first,
+and answers reach it after the policy addon has taught the catalog the tools'
+annotations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from mcpfence import jsonrpc
 from mcpfence.access.exposure import Exposure
+from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.catalog import ToolCatalog
 from mcpfence.jsonrpc import Message
 from mcpfence.pipeline import BaseAddon, Context, Flow
@@ -24,6 +26,11 @@ FILTER_POLICY = "route-filter"
 
 
 class ExposureAddon(BaseAddon):
+    # Tracing's span and decision log cover a call refused here; an upstream span
+    # starts only for a call let through.
+    after = (TracingAddon,)
+    before = (UpstreamTraceAddon,)
+
     def __init__(self, exposure: Exposure, catalog: ToolCatalog) -> None:
         self.exposure = exposure
         self.catalog = catalog

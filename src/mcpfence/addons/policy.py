@@ -18,6 +18,8 @@ from typing import Any
 from mcp.shared.inbound import mcp_param_headers
 
 from mcpfence import jsonrpc
+from mcpfence.addons.exposure import ExposureAddon
+from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.catalog import ToolCatalog
 from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.jsonrpc import Message
@@ -47,6 +49,12 @@ class PolicyHolder:
 
 class PolicyAddon(BaseAddon):
     """Applies the policy set in force to one route's traffic (see the module docstring)."""
+
+    # The request span holds the policy span and logs the decision; exposure refuses
+    # hidden tools first and filters listings after this addon taught the catalog;
+    # an upstream span starts only for a call forwarded, as rewritten here.
+    after = (TracingAddon, ExposureAddon)
+    before = (UpstreamTraceAddon,)
 
     def __init__(
         self,

@@ -5,7 +5,8 @@ Two addons, because they belong at the two ends of the pipeline:
 response hook sees the final answer; :class:`UpstreamTraceAddon` runs last, so
 it starts the upstream (CLIENT) span only for requests that are really
 forwarded, and injects the trace context into ``params._meta`` of exactly the
-message that is sent.
+message that is sent. The addons between declare both rules (``after``,
+``before``), and a pipeline that breaks them is refused when it is built.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def _outcome(flow: Flow) -> dict[str, Any]:
 
 class UpstreamTraceAddon(BaseAddon):
     """The CLIENT span of each forwarded request, and its trace context upstream."""
+
+    after = (TracingAddon,)  # its span is the parent
 
     def request(self, flow: Flow) -> None:
         span = flow.span
