@@ -52,7 +52,7 @@ class Context:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Flow:
     """One client request on its way through mcpfence, and its answer.
 
