@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from mcpfence import jsonrpc
-from mcpfence.pipeline import BaseAddon, Context, Flow, Pipeline
+from mcpfence.pipeline import BaseAddon, Context, Flow, Pipeline, PipelineOrderError
 
 
 class Recording(BaseAddon):
@@ -104,3 +104,29 @@ def test_an_addon_that_fails_on_a_server_message_drops_it_and_logs_why(
 
     assert checked is None
     assert "route r: checking notifications/tools/list_changed from the server failed" in caplog.text
+
+
+class Outer(BaseAddon):
+    pass
+
+
+class Inner(BaseAddon):
+    after = (Outer,)
+
+
+class Innermost(BaseAddon):
+    before = (Outer,)
+
+
+def test_an_addon_placed_before_one_it_must_follow_is_refused_naming_both() -> None:
+    with pytest.raises(PipelineOrderError, match="Outer must come before Inner"):
+        Pipeline([Inner(), Outer()])
+
+
+def test_an_addon_placed_after_one_it_must_precede_is_refused_naming_both() -> None:
+    with pytest.raises(PipelineOrderError, match="Innermost must come before Outer"):
+        Pipeline([Outer(), Innermost()])
+
+
+def test_an_order_rule_binds_only_addons_that_are_present() -> None:
+    assert len(Pipeline([Inner(), Recording("a", [])]).addons) == 2

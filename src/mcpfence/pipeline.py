@@ -14,7 +14,7 @@ Hooks are synchronous. Shared state (cluster mode) needs I/O, so two awaits
 frame them: :meth:`Pipeline.prepare` once per POST before the request hooks
 (addons with a ``prepare`` coroutine fetch what they will read), and
 :meth:`Pipeline.settle` before answers leave (awaiting what response hooks
-left in ``flow.notes["settle"]``, so a client's next request, on any replica,
+left in ``flow.settle``, so a client's next request, on any replica,
 sees what this one recorded).
 
 The transport never knows what the addons do; the addons never know which
@@ -25,12 +25,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Message
+from mcpfence.toolcall import ToolCallRequest, parse_tool_call
+
+if TYPE_CHECKING:  # what addons leave on a flow; the pipeline needs only the names
+    from mcpfence.policy.decision import Decision
+    from mcpfence.session import SessionState
+    from mcpfence.telemetry.spans import RequestSpan, UpstreamSpan
 
 log = logging.getLogger("mcpfence")
 
@@ -46,9 +52,14 @@ class Context:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Flow:
-    """One client request on its way through mcpfence, and its answer."""
+    """One client request on its way through mcpfence, and its answer.
+
+    Besides the request and its answer, a flow carries what addons leave for the
+    addons after them and for the transport, each in a field of its own (None until
+    set); docs/explanation/architecture.md lists who sets and who reads each.
+    """
 
     context: Context
     request: Message
@@ -56,8 +67,26 @@ class Flow:
     # Set when the upstream could not answer (unreachable, timeout, bad reply).
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
-    # Per-flow notes addons leave for each other (decision, span, ...).
-    notes: dict[str, Any] = field(default_factory=dict)
+    # The tools/call as the client sent it, parsed once here at the edge: addons may
+    # rewrite ``request`` (a mutation), never this.
+    tool_call: ToolCallRequest | None = field(init=False)
+    # True when an addon answered (:meth:`reply`): nothing was forwarded.
+    answered_locally: bool = False
+    # The SERVER span of the request (tracing addon); others nest their spans in it.
+    span: RequestSpan | None = None
+    # The CLIENT span of the forwarded request (upstream trace addon).
+    upstream_span: UpstreamSpan | None = None
+    # Trace context for the upstream HTTP request (upstream trace addon; the transport sends it).
+    upstream_headers: Mapping[str, str] | None = None
+    # The decision on the tools/call (exposure or policy addon; telemetry records it).
+    decision: Decision | None = None
+    # The session memory the call's answer is remembered in: its key and state (policy addon).
+    session: tuple[str, SessionState] | None = None
+    # The write of what a response hook remembered, awaited by :meth:`Pipeline.settle`.
+    settle: Awaitable[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.tool_call = parse_tool_call(self.request)
 
     @property
     def method(self) -> str:
@@ -68,19 +97,25 @@ class Flow:
         params = self.request.get("params")
         return params if isinstance(params, dict) else {}
 
-    @property
-    def answered_locally(self) -> bool:
-        return self.notes.get("local", False) is True
-
     def reply(self, response: Message) -> None:
         """Answer the request without forwarding it."""
         self.response = response
-        self.notes["local"] = True
+        self.answered_locally = True
 
 
 class Addon(Protocol):
     """A pipeline stage. Hooks are synchronous: they run on every call. ``prepare``
-    is the one exception: it may await what the others will need (a tool list)."""
+    is the one exception: it may await what the others will need (a tool list).
+
+    ``after`` and ``before`` name the addon classes this one must follow or precede
+    when both are in a pipeline; :class:`Pipeline` refuses an order that breaks them.
+    """
+
+    @property
+    def after(self) -> tuple[type[BaseAddon], ...]: ...
+
+    @property
+    def before(self) -> tuple[type[BaseAddon], ...]: ...
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None: ...
 
@@ -93,6 +128,9 @@ class Addon(Protocol):
 
 class BaseAddon:
     """Hooks that do nothing, so an addon defines only what it needs."""
+
+    after: ClassVar[tuple[type[BaseAddon], ...]] = ()
+    before: ClassVar[tuple[type[BaseAddon], ...]] = ()
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         return None
@@ -117,10 +155,24 @@ def refusal(request: Message) -> Message:
     return jsonrpc.error_response(request.get("id"), jsonrpc.INTERNAL_ERROR, reason)
 
 
+class PipelineOrderError(ValueError):
+    """Addons given in an order their ``after`` or ``before`` forbids."""
+
+
+def _check_order(addons: Sequence[Addon]) -> None:
+    """Raise :class:`PipelineOrderError` if an addon comes before one it must follow."""
+    for i, earlier in enumerate(addons):
+        for later in addons[i + 1 :]:
+            if isinstance(later, earlier.after) or isinstance(earlier, later.before):
+                first, then = type(later).__name__, type(earlier).__name__
+                raise PipelineOrderError(f"pipeline order: {first} must come before {then}, not after it")
+
+
 class Pipeline:
     """The ordered addons of one route."""
 
     def __init__(self, addons: Sequence[Addon] = ()) -> None:
+        _check_order(addons)
         self.addons = list(addons)
         self._reversed = list(reversed(self.addons))
         self._preparing = [a for a in self.addons if type(a).prepare is not BaseAddon.prepare]
@@ -145,7 +197,7 @@ class Pipeline:
     async def settle(flows: Sequence[Flow]) -> None:
         """Wait until what the response hooks recorded for ``flows`` is stored."""
         for flow in flows:
-            pending = flow.notes.pop("settle", None)
+            pending, flow.settle = flow.settle, None
             if pending is not None:
                 await pending
 

@@ -51,7 +51,7 @@ def test_call_to_a_filtered_tool_is_answered_as_a_denial() -> None:
             },
         },
     }
-    assert isinstance(call.notes["decision"], Decision)
+    assert isinstance(call.decision, Decision)
 
 
 def listed_catalog() -> ToolCatalog:

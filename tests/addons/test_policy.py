@@ -57,6 +57,13 @@ def test_a_call_without_a_tool_name_is_invalid_params(addon: PolicyAddon) -> Non
     assert call.response["error"]["code"] == jsonrpc.INVALID_PARAMS
 
 
+def test_a_call_whose_arguments_are_not_an_object_is_invalid_params(addon: PolicyAddon) -> None:
+    call = flow("tools/call", {"name": "set_status", "arguments": ["on"]})
+    addon.request(call)
+    assert call.response is not None
+    assert call.response["error"]["code"] == jsonrpc.INVALID_PARAMS
+
+
 def test_guidance_is_appended_to_the_matching_tools_description(addon: PolicyAddon) -> None:
     listing = flow("tools/list", {})
     tools = [{"name": "set_status", "description": "Sets it."}, {"name": "other", "description": "x"}]

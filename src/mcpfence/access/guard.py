@@ -13,6 +13,7 @@ from mcpfence import jsonrpc
 from mcpfence.access.ratelimit import Caller, RateCounter, rate_limit_headers
 from mcpfence.access.tokens import ApiTokens
 from mcpfence.jsonrpc import Message
+from mcpfence.toolcall import parse_tool_call
 
 RATE_LIMITED: Final = -32000
 
@@ -23,10 +24,8 @@ def counted_requests(messages: Sequence[Message]) -> list[str | None]:
     for message in messages:
         if not jsonrpc.is_request(message):
             continue
-        params = message.get("params")
-        name = params.get("name") if isinstance(params, dict) else None
-        name = name if message.get("method") == "tools/call" else None
-        counted.append(name if isinstance(name, str) else None)
+        call = parse_tool_call(message)
+        counted.append(call.name if call is not None else None)
     return counted
 
 

@@ -4,9 +4,10 @@ Filtered tools vanish from ``tools/list`` answers (and from tool lists replayed 
 their request, on a resumed stream), and a ``tools/call`` to one is
 answered locally as a policy denial from ``route-filter``, so the model reads why
 and the decision log and spans record it like any other denial. A call to a tool
-mcpfence has not seen listed is refused too: its kind cannot be known. Place it before
-the policy addon: requests reach it first, and answers reach it after the policy
-addon has taught the catalog the tools' annotations.
+mcpfence has not seen listed is refused too: its kind cannot be known. It runs
+before the policy addon (``PolicyAddon.after`` says so): requests reach it first,
+and answers reach it after the policy addon has taught the catalog the tools'
+annotations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from mcpfence import jsonrpc
 from mcpfence.access.exposure import Exposure
+from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.catalog import ToolCatalog
 from mcpfence.jsonrpc import Message
 from mcpfence.pipeline import BaseAddon, Context, Flow
@@ -24,14 +26,20 @@ FILTER_POLICY = "route-filter"
 
 
 class ExposureAddon(BaseAddon):
+    # Tracing's span and decision log cover a call refused here; an upstream span
+    # starts only for a call let through.
+    after = (TracingAddon,)
+    before = (UpstreamTraceAddon,)
+
     def __init__(self, exposure: Exposure, catalog: ToolCatalog) -> None:
         self.exposure = exposure
         self.catalog = catalog
 
     def request(self, flow: Flow) -> None:
-        name = flow.params.get("name")
-        if flow.method != "tools/call" or not isinstance(name, str):
+        call = flow.tool_call
+        if call is None:
             return
+        name = call.name
         route = flow.context.route
         if self.catalog.knows(route, name):
             reason = self.exposure.refusal(name, self.catalog.annotations(route, name))
@@ -41,14 +49,8 @@ class ExposureAddon(BaseAddon):
             reason = f"tool {name!r} is not in this route's tool list; call tools/list first"
         if reason is None:
             return
-        arguments = flow.params.get("arguments")
-        decision = Decision(
-            "deny",
-            arguments if isinstance(arguments, dict) else {},
-            (Violation(FILTER_POLICY, reason),),
-        )
-        flow.notes["decision"] = decision
-        flow.notes["tool"] = name
+        decision = Decision("deny", call.arguments or {}, (Violation(FILTER_POLICY, reason),))
+        flow.decision = decision
         result = denial_result(decision, flow.context.protocol_version)
         flow.reply(jsonrpc.result_response(flow.request["id"], result))
 

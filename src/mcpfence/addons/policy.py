@@ -18,6 +18,8 @@ from typing import Any
 from mcp.shared.inbound import mcp_param_headers
 
 from mcpfence import jsonrpc
+from mcpfence.addons.exposure import ExposureAddon
+from mcpfence.addons.telemetry import TracingAddon, UpstreamTraceAddon
 from mcpfence.catalog import ToolCatalog
 from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.jsonrpc import Message
@@ -27,7 +29,7 @@ from mcpfence.policy import PolicySet, ToolCall, denial_result
 from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.opaque import harvest
 from mcpfence.protocol import STATELESS_VERSIONS
-from mcpfence.session import SessionMemory, SessionState
+from mcpfence.session import SessionMemory
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 LIST_CHANGED = "notifications/tools/list_changed"
@@ -47,6 +49,12 @@ class PolicyHolder:
 
 class PolicyAddon(BaseAddon):
     """Applies the policy set in force to one route's traffic (see the module docstring)."""
+
+    # The request span holds the policy span and logs the decision; exposure refuses
+    # hidden tools first and filters listings after this addon taught the catalog;
+    # an upstream span starts only for a call forwarded, as rewritten here.
+    after = (TracingAddon, ExposureAddon)
+    before = (UpstreamTraceAddon,)
 
     def __init__(
         self,
@@ -84,19 +92,19 @@ class PolicyAddon(BaseAddon):
     def request(self, flow: Flow) -> None:
         if flow.method != "tools/call":
             return
-        params = flow.params
-        name, args = params.get("name"), params.get("arguments", {})
-        if not isinstance(name, str) or not isinstance(args, dict):
+        tool_call = flow.tool_call
+        if tool_call is None or tool_call.arguments is None:
             message = "tools/call needs params.name (string) and params.arguments (object)"
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
             return
+        name, args = tool_call.name, tool_call.arguments
         context = flow.context
         policies = self.holder.current
         state = None
         if policies.uses_session(context.route):  # else there is nothing to read or remember
             key = self.memory.key(context.route, context.session_id, context.client_id)
             state = self.memory.get(key)
-            flow.notes["session"] = (key, state)  # the answer is remembered in the same session
+            flow.session = (key, state)  # the answer is remembered in the same session
         checked = self.input_schema != "off"
         session = _session(context)
         call = ToolCall(
@@ -111,16 +119,15 @@ class PolicyAddon(BaseAddon):
             input_schema=self.catalog.input_schema(context.route, name, session) if checked else None,
             schema_mode=self.input_schema,
         )
-        span = flow.notes.get("span")
+        span = flow.span
         with span.policy_span() if span is not None else nullcontext():
             decision = policies.decide(call)
-        flow.notes["decision"] = decision
-        flow.notes["tool"] = name
+        flow.decision = decision
         if decision.decision == "deny":
             result = denial_result(decision, flow.context.protocol_version)
             flow.reply(jsonrpc.result_response(flow.request["id"], result))
         elif decision.decision != "allow" and decision.args != args:
-            flow.request = {**flow.request, "params": {**params, "arguments": decision.args}}
+            flow.request = {**flow.request, "params": {**flow.params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)
 
     def _mirror_param_headers(self, flow: Flow, tool: str, args: dict[str, Any]) -> None:
@@ -151,8 +158,8 @@ class PolicyAddon(BaseAddon):
             result = None
         if flow.method == "tools/list" and result is not None:
             self._annotate_tools(flow, result)
-        elif flow.method == "tools/call" and not flow.answered_locally and "session" in flow.notes:
-            self._remember(flow, flow.notes["session"], result)
+        elif flow.method == "tools/call" and not flow.answered_locally:
+            self._remember(flow, result)
 
     def _annotate_tools(self, flow: Flow, result: dict[str, Any]) -> None:
         tools = result.get("tools")
@@ -172,14 +179,16 @@ class PolicyAddon(BaseAddon):
         assert flow.response is not None
         flow.response = {**flow.response, "result": {**result, "tools": annotated}}
 
-    def _remember(
-        self, flow: Flow, session: tuple[str, SessionState], result: dict[str, Any] | None
-    ) -> None:
-        key, state = session
+    def _remember(self, flow: Flow, result: dict[str, Any] | None) -> None:
+        """Keep the forwarded call and its result in the session the request was decided in
+        (none when the route's policies read no session)."""
+        if flow.session is None or flow.decision is None or flow.tool_call is None:
+            return
+        key, state = flow.session
         ok = result is not None and result.get("isError") is not True
-        args = flow.params.get("arguments", {})
         structured = result.get("structuredContent") if result is not None else None
-        call = state.record_call(flow.notes["tool"], args if isinstance(args, dict) else {}, ok, structured)
+        # What was forwarded: the decision's arguments (the client's unless a mutation changed them).
+        call = state.record_call(flow.tool_call.name, flow.decision.args, ok, structured)
         policies = self.holder.current
         tokens: list[str] = []
         if result is not None and policies.harvests_tokens:
@@ -188,4 +197,4 @@ class PolicyAddon(BaseAddon):
         use = policies.session_use(flow.context.route)
         stored = self.memory.store(key, call if use.calls else None, tokens if use.tokens else [])
         if stored is not None:
-            flow.notes["settle"] = stored
+            flow.settle = stored

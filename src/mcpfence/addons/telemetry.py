@@ -5,7 +5,8 @@ Two addons, because they belong at the two ends of the pipeline:
 response hook sees the final answer; :class:`UpstreamTraceAddon` runs last, so
 it starts the upstream (CLIENT) span only for requests that are really
 forwarded, and injects the trace context into ``params._meta`` of exactly the
-message that is sent.
+message that is sent. The addons between declare both rules (``after``,
+``before``), and a pipeline that breaks them is refused when it is built.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mcpfence.pipeline import BaseAddon, Flow
 from mcpfence.policy import Decision
 from mcpfence.protocol import NAME_BEARING
 from mcpfence.session import remembered
-from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, UpstreamSpan, names
+from mcpfence.telemetry import DecisionLog, RequestSpan, Telemetry, names
 
 
 def _meta(params: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class TracingAddon(BaseAddon):
         target = _text(params.get(key)) if key else None
         # Metrics name only tools the route listed: client-chosen names stay unbounded.
         listed = target is not None and self.catalog.knows(context.route, target)
-        flow.notes["span"] = self.telemetry.request_span(
+        flow.span = self.telemetry.request_span(
             flow.method,
             target,
             tool_label=target if listed else names.OTHER_LABEL,
@@ -68,14 +69,12 @@ class TracingAddon(BaseAddon):
             header_traceparent=context.headers.get("traceparent"),
             header_tracestate=context.headers.get("tracestate"),
         )
-        if self._records_arguments and flow.method == "tools/call":
-            flow.notes["arguments"] = params.get("arguments")  # as sent, before any policy rewrites them
 
     def response(self, flow: Flow) -> None:
-        span: RequestSpan | None = flow.notes.get("span")
+        span = flow.span
         if span is None:
             return
-        decision: Decision | None = flow.notes.get("decision")
+        decision = flow.decision
         if decision is not None:
             violated = sorted({v.policy for v in decision.violations})
             span.set_decision(decision.decision, decision.matched, violated)
@@ -100,7 +99,7 @@ class TracingAddon(BaseAddon):
             "route": context.route,
             "session_id": context.session_id,
             "client_id": context.client_id,
-            "tool": flow.notes.get("tool", ""),
+            "tool": flow.tool_call.name if flow.tool_call is not None else "",
             "decision": decision.decision,
             # Tokens are never logged: a message quoting one is logged without it.
             "violations": [{"policy": v.policy, "message": v.loggable} for v in decision.violations],
@@ -108,8 +107,9 @@ class TracingAddon(BaseAddon):
             "args": decision.args,
             "duration_ms": round((perf_counter() - flow.started) * 1000, 3),
         }
-        if "arguments" in flow.notes:
-            record.update(_outcome(flow), arguments=flow.notes["arguments"])
+        if self._records_arguments and flow.tool_call is not None:
+            # As the client sent them: a mutation's rewrite is in "args".
+            record.update(_outcome(flow), arguments=flow.tool_call.arguments)
         self.decision_log.write(record)
 
 
@@ -124,19 +124,21 @@ def _outcome(flow: Flow) -> dict[str, Any]:
 class UpstreamTraceAddon(BaseAddon):
     """The CLIENT span of each forwarded request, and its trace context upstream."""
 
+    after = (TracingAddon,)  # its span is the parent
+
     def request(self, flow: Flow) -> None:
-        span: RequestSpan | None = flow.notes.get("span")
+        span = flow.span
         if span is None:
             return
         upstream = span.upstream_span()
-        flow.notes["upstream_span"] = upstream
+        flow.upstream_span = upstream
         if upstream.meta:
             params = flow.params
             flow.request = {**flow.request, "params": {**params, "_meta": {**_meta(params), **upstream.meta}}}
-            flow.notes["upstream_headers"] = upstream.headers
+            flow.upstream_headers = upstream.headers
 
     def response(self, flow: Flow) -> None:
-        upstream: UpstreamSpan | None = flow.notes.get("upstream_span")
+        upstream = flow.upstream_span
         if upstream is None:
             return
         if flow.error is not None:

@@ -16,6 +16,7 @@ from mcpfence import jsonrpc
 from mcpfence.jsonrpc import Json, JsonRpcError, Message, RequestId
 from mcpfence.protocol import BATCH_VERSIONS, NAME_BEARING, PROTOCOL_VERSION_META
 from mcpfence.protocol import ROUTING_HEADER_VERSIONS as MODERN_VERSIONS
+from mcpfence.toolcall import parse_tool_call
 from mcpfence.transport.http import BodyTooLarge, Request, media_type
 
 # Requests the pipeline decides: never accepted as notifications.
@@ -52,13 +53,12 @@ def check_param_headers(request: Request, messages: list[Message], schemas: Para
     """
     if request.headers.get("mcp-protocol-version") not in MODERN_VERSIONS or len(messages) != 1:
         return
-    params = messages[0].get("params")
-    if messages[0].get("method") != "tools/call" or not isinstance(params, dict):
+    call = parse_tool_call(messages[0])
+    if call is None or call.arguments is None:
         return
-    name, args = params.get("name"), params.get("arguments", {})
-    schema = schemas(name) if isinstance(name, str) and isinstance(args, dict) else None
+    schema = schemas(call.name)
     if schema is not None:
-        rejection = validate_mcp_param_headers(schema, args, request.headers)
+        rejection = validate_mcp_param_headers(schema, call.arguments, request.headers)
         if rejection is not None:
             raise _mismatch(rejection.message, messages[0].get("id"))
 

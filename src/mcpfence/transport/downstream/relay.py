@@ -80,7 +80,7 @@ class Exchange(FlowTracker):
         self.local: list[Flow] = []
         self.forward: list[Message] = []
         # Extra upstream headers addons asked for (trace context): the first forwarded flow's.
-        self.upstream_headers: dict[str, str] = {}
+        self.upstream_headers: Mapping[str, str] = {}
         # Headers every answer to this POST carries (RateLimit-*).
         self.response_headers: RawHeaders = ()
 
@@ -170,7 +170,7 @@ class StreamableHttpRoute:
                 if session_id:
                     self.in_flight.add(session_id, own, given)
                 if not exchange.upstream_headers:
-                    exchange.upstream_headers = flow.notes.get("upstream_headers", {})
+                    exchange.upstream_headers = flow.upstream_headers or {}
         return exchange
 
     async def _reply_locally(self, send: Send, exchange: Exchange, batch: bool) -> None:
