@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Sequence
 from typing import Final
 
@@ -34,7 +35,7 @@ SSE_HEADERS: RawHeaders = [
 ]
 
 
-class SecretGate:
+class SecretGate(ABC):
     """ASGI middleware that passes on only HTTP requests presenting ``secret``, compared in
     constant time. Subclasses say where the secret is presented and how a refusal reads
     (the admin API's bearer token, the cluster's replica-to-replica secret)."""
@@ -43,11 +44,13 @@ class SecretGate:
         self.app = app
         self._secret = secret.encode()
 
+    @abstractmethod
     def presented(self, scope: Scope) -> bytes | None:
-        raise NotImplementedError
+        """The secret the request presents, if any."""
 
+    @abstractmethod
     async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+        """Answer a request without the secret."""
 
     def admitted(self, scope: Scope) -> Scope:
         """The scope the app sees for an admitted request (unchanged unless overridden)."""
