@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mcpfence.transport.upstream.client import HttpError
-from mcpfence.transport.upstream.http1 import HIGH_WATER, Pool
+from mcpfence.transport.upstream.http1 import HIGH_WATER, MAX_HEAD_BYTES, Pool
 
 pytestmark = pytest.mark.anyio
 
@@ -321,3 +321,22 @@ async def test_an_https_upstream_is_verified_against_the_trusted_certificates(
         assert await post(Pool(url, 4, 5), url) == (200, b"secure")
     finally:
         server.close()
+
+
+async def test_an_endless_head_fails_instead_of_growing() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(10_000):
+            writer.write(f"x-filler-{n}: {'y' * 100}\r\n".encode())
+            await writer.drain()
+
+    async with peer(endless) as (url, _):
+        with pytest.raises(HttpError, match="head exceeds"):
+            await post(Pool(url, 4, 5), url)
+
+
+async def test_a_large_body_in_the_same_read_as_the_head_is_not_mistaken_for_a_long_head() -> None:
+    body = b"z" * (MAX_HEAD_BYTES * 3)
+    async with peer(answering(ok(body))) as (url, _):
+        assert await post(Pool(url, 4, 5), url) == (200, body)

@@ -9,8 +9,9 @@ llhttp (through httptools, the parser uvicorn uses) costs about 15
 - one origin per :class:`Pool`, ``http`` or ``https``; userinfo in the URL becomes
   Basic credentials, as other clients do;
 - a request is one write (head and a body of known length);
-- the answer's head is awaited, its body streamed with back-pressure: past
-  ``HIGH_WATER`` unread bytes the socket is not read until the reader catches up;
+- the answer's head (at most ``MAX_HEAD_BYTES``) is awaited, its body streamed with
+  back-pressure: past ``HIGH_WATER`` unread bytes the socket is not read until the
+  reader catches up;
 - ``gzip`` and ``deflate`` bodies are decoded in bounded steps; any other coding fails;
 - redirects are never followed, and there are no cookies and no proxies;
 - a connection goes back to the pool only after a complete answer that allows it.
@@ -40,6 +41,8 @@ HIGH_WATER: Final = 256 * 1024
 # The most one decoding step may produce from a compressed chunk (a small chunk can
 # inflate to gigabytes; the reader's own bound then applies between steps).
 DECODE_STEP: Final = 1024 * 1024
+# The most an answer's status line and headers may take: the parser would hold more.
+MAX_HEAD_BYTES: Final = 64 * 1024
 # An idle connection older than this is closed rather than reused (servers drop them).
 IDLE_SECONDS: Final = 30.0
 _DECODERS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -118,6 +121,7 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: BaseException | None = None
         self.released = False
+        self._head_bytes = 0
         self._fields: list[tuple[str, str]] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._paused = False
@@ -132,10 +136,15 @@ class Connection(asyncio.Protocol):
         if self.head is None or self.complete:  # bytes nobody asked for: not to be trusted
             self._close()
             return
+        if self.response is None:
+            self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(HttpError(f"malformed answer: {exc}"))
+            return
+        if self.response is None and self._head_bytes > MAX_HEAD_BYTES:  # still no end of head
+            self._fail(HttpError(f"the answer's head exceeds {MAX_HEAD_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
