@@ -105,23 +105,26 @@ class PolicyAddon(BaseAddon):
             key = self.memory.key(context.route, context.session_id, context.client_id)
             state = self.memory.get(key)
             flow.session = (key, state)  # the answer is remembered in the same session
-        checked = self.input_schema != "off"
         session = _session(context)
-        call = ToolCall(
-            route=context.route,
-            tool=name,
-            args=args,
-            annotations=self.catalog.annotations(context.route, name, session),
-            session_id=context.session_id or context.client_id,
-            session_calls=state.calls if state is not None else (),
-            client_id=context.client_id,
-            known_tokens=state.tokens if state is not None else (),
-            input_schema=self.catalog.input_schema(context.route, name, session) if checked else None,
-            schema_mode=self.input_schema,
-        )
+        checked = self.input_schema != "off"
+        schema = self.catalog.input_schema(context.route, name, session) if checked else None
         span = flow.span
         with span.policy_span() if span is not None else nullcontext():
-            decision = policies.decide(call)
+            if not policies.covers(context.route, name):
+                decision = policies.unmatched(args, schema, self.input_schema)
+            else:
+                decision = policies.decide(ToolCall(
+                    route=context.route,
+                    tool=name,
+                    args=args,
+                    annotations=self.catalog.annotations(context.route, name, session),
+                    session_id=context.session_id or context.client_id,
+                    session_calls=state.calls if state is not None else (),
+                    client_id=context.client_id,
+                    known_tokens=state.tokens if state is not None else (),
+                    input_schema=schema,
+                    schema_mode=self.input_schema,
+                ))
         flow.decision = decision
         if decision.decision == "deny":
             result = denial_result(decision, flow.context.protocol_version)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from mcpfence.jsonrpc import dumps
-from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, problems_of
+from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, InputSchema, SchemaMode, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
 from mcpfence.policy.context import POLICY_ROOTS, Clock, EvalContext, system_clock
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
@@ -172,6 +172,7 @@ class PolicySet:
         any_token = any(rule.pattern is None for rule in rules)
         self.token_patterns: tuple[re.Pattern[str], ...] | None = None if any_token else patterns
         self.session_use = lru_cache(maxsize=1024)(self._session_use)
+        self.uses_session = lru_cache(maxsize=1024)(self._uses_session)
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -188,7 +189,7 @@ class PolicySet:
         mine = [p for p in self.policies if any(fnmatchcase(route, g) for g in p.routes)]
         return SessionUse(any("session" in p.roots for p in mine), any(p.opaque for p in mine))
 
-    def uses_session(self, route: str) -> bool:
+    def _uses_session(self, route: str) -> bool:
         """Whether a policy for ``route`` reads ``session`` or checks opaque tokens."""
         return any(self.session_use(route))
 
@@ -196,15 +197,27 @@ class PolicySet:
         """Guidance of every policy matching the tool (``when`` is not known yet)."""
         return [p.guidance for p in self.candidates(route, tool) if p.guidance]
 
+    def covers(self, route: str, tool: str) -> bool:
+        """Whether a policy matches ``tool`` on ``route`` (else :meth:`unmatched` decides)."""
+        return bool(self.candidates(route, tool))
+
+    @staticmethod
+    def unmatched(
+        args: dict[str, Any], input_schema: InputSchema | None, schema_mode: SchemaMode
+    ) -> Decision:
+        """The decision for a call no policy matches: the argument schema's alone. The
+        common case, kept cheap: callers need build no :class:`ToolCall` for it."""
+        checked: list[Violation] = []
+        if schema_mode == "off" or not _check_schema(input_schema, schema_mode, args, checked):
+            return Decision("audit" if checked else "allow", args, tuple(checked))
+        return Decision("deny", args, tuple(checked))
+
     def decide(self, call: ToolCall, clock: Clock = system_clock) -> Decision:
         """All mutations first, then the argument schema, then validations and opaque
         checks, so every check judges what is forwarded. ``now`` is asked of ``clock``."""
         candidates = self.candidates(call.route, call.tool)
-        if not candidates:  # the common case, kept cheap: at most the schema check
-            checked: list[Violation] = []
-            if call.schema_mode == "off" or not _check_schema(call, call.args, checked):
-                return Decision("audit" if checked else "allow", call.args, tuple(checked))
-            return Decision("deny", call.args, tuple(checked))
+        if not candidates:
+            return self.unmatched(call.args, call.input_schema, call.schema_mode)
         encoded = dumps(call.args)  # key order changes no length: the fast encoder will do
         if len(encoded) > MAX_ARGS_BYTES:
             message = f"arguments are {len(encoded)} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
@@ -231,7 +244,10 @@ class PolicySet:
                 matched.append(policy.name)
                 selected.append(scope)
                 _mutate(scope, mutations, violations)
-        if call.schema_mode != "off" and _check_schema(call, state.args, violations):
+        refused = call.schema_mode != "off" and _check_schema(
+            call.input_schema, call.schema_mode, state.args, violations
+        )
+        if refused:
             selected = []  # refused for its shape: rules written for the typed value would only add noise
         unsettled = _unsettled(selected, state)
         for scope in selected:
@@ -276,12 +292,17 @@ def _all_true(scopes: list[_Scope], state: _CallState) -> bool:
         return False
 
 
-def _check_schema(call: ToolCall, args: dict[str, Any], violations: list[Violation]) -> bool:
+def _check_schema(
+    input_schema: InputSchema | None,
+    schema_mode: SchemaMode,
+    args: dict[str, Any],
+    violations: list[Violation],
+) -> bool:
     """The built-in ``mcpfence-input-schema`` check; whether it denies the call."""
-    problems = problems_of(call.input_schema, args)
+    problems = problems_of(input_schema, args)
     if not problems:
         return False
-    action: Action = "audit" if call.schema_mode == "audit" else "enforce"
+    action: Action = "audit" if schema_mode == "audit" else "enforce"
     violations.extend(Violation(INPUT_SCHEMA_POLICY, p.message, action, p.logged) for p in problems)
     return action == "enforce"
 
