@@ -340,3 +340,12 @@ async def test_a_large_body_in_the_same_read_as_the_head_is_not_mistaken_for_a_l
     body = b"z" * (MAX_HEAD_BYTES * 3)
     async with peer(answering(ok(body))) as (url, _):
         assert await post(Pool(url, 4, 5), url) == (200, body)
+
+
+async def test_a_connection_paused_for_a_large_answer_reads_the_next_one() -> None:
+    big = b"b" * (HIGH_WATER * 3)
+    async with peer(answering(ok(big), ok(b"next"))) as (url, _):
+        pool = Pool(url, limit=1, connect_timeout=5)
+        assert await post(pool, url) == (200, big)
+        deadline = asyncio.get_running_loop().time() + 5
+        assert await post(pool, url, deadline) == (200, b"next")

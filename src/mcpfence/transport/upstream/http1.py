@@ -237,6 +237,8 @@ class Connection(asyncio.Protocol):
             self.pool.put(self)
         else:
             self._cancel_timer()
+            if self.head is not None and not self.head.done():
+                self.head.cancel()  # nobody waits for it any more
             self._close()
 
     def reusable(self) -> bool:
@@ -308,9 +310,7 @@ class Response:
         """The whole body (callers bound it by ``content_length`` first)."""
         connection = self._connection
         if connection.complete and self._decoder is None:  # the common case: it all came at once
-            body = b"".join(connection.chunks)
-            connection.chunks.clear()
-            return body
+            return b"".join(iter(connection.take, None))  # take() resumes a paused socket
         return b"".join([chunk async for chunk in self.iter_any()])
 
     async def iter_any(self) -> AsyncIterator[bytes]:
