@@ -19,7 +19,6 @@ import secrets
 from typing import Final
 from urllib.parse import parse_qs
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from mcpfence import jsonrpc
@@ -37,6 +36,8 @@ from mcpfence.transport.http import (
     Send,
     send_jsonrpc_error,
 )
+from mcpfence.transport.upstream.client import HttpError
+from mcpfence.transport.upstream.http1 import Pool
 
 log = logging.getLogger("mcpfence")
 
@@ -99,7 +100,7 @@ class OwnerForwarding:
         self._secret = secret
         self._main_is_hosted = main_is_hosted
         self._max_body_bytes = max_body_bytes
-        self._client: aiohttp.ClientSession | None = None
+        self._pools: dict[str, Pool] = {}  # one per owner replica's internal URL
         self.serves_legacy_sse = getattr(route, "serves_legacy_sse", False)
 
     async def handle(self, request: Request, send: Send) -> None:
@@ -129,15 +130,11 @@ class OwnerForwarding:
             return None  # already forwarded once, or not a cluster id: the local table answers 404
         return session_id
 
-    @property
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None:
-            self._client = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-            )
-        return self._client
+    def _pool(self, base: str) -> Pool:
+        pool = self._pools.get(base)
+        if pool is None:
+            pool = self._pools[base] = Pool(base, limit=256, connect_timeout=5)
+        return pool
 
     async def _forward(self, base: str, request: Request, send: Send) -> None:
         internal = (SECRET_HEADER, CLIENT_HEADER)
@@ -154,20 +151,26 @@ class OwnerForwarding:
             await send_jsonrpc_error(send, jsonrpc.JsonRpcError(jsonrpc.INVALID_REQUEST, message, status=413))
             return
         try:
-            async with self.client.request(request.method, url, headers=headers, data=body) as response:
-                out = downstream_response_headers(response.headers.items())
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except aiohttp.ClientConnectionError:
+            response = await self._pool(base).request(request.method, url, headers, body)
+        except (OSError, HttpError, TimeoutError):  # the owner is gone: so is its session
+            await send_jsonrpc_error(send, _session_gone())
+            return
+        try:
+            out = downstream_response_headers(response.headers.items())
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except HttpError:
             # Started answering already? Then the stream just ends, as when the owner dies.
             with contextlib.suppress(Exception):
                 await send_jsonrpc_error(send, _session_gone())
+        finally:
+            response.release()
 
     async def close_client(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        for pool in self._pools.values():
+            await pool.close()
 
 
 def _session_gone() -> jsonrpc.JsonRpcError:
