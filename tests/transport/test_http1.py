@@ -349,3 +349,16 @@ async def test_a_connection_paused_for_a_large_answer_reads_the_next_one() -> No
         assert await post(pool, url) == (200, big)
         deadline = asyncio.get_running_loop().time() + 5
         assert await post(pool, url, deadline) == (200, b"next")
+
+
+async def test_endless_trailers_fail_instead_of_growing() -> None:
+    async def trailing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+        for n in range(10_000):
+            writer.write(f"x-trailer-{n}: {'y' * 100}\r\n".encode())
+            await writer.drain()
+
+    async with peer(trailing) as (url, _):
+        with pytest.raises(HttpError, match="framing or trailers exceeds"):
+            await post(Pool(url, 4, 5), url)

@@ -131,8 +131,12 @@ class OwnerForwarding:
         return session_id
 
     def _pool(self, base: str) -> Pool:
+        """The owner's pool. Replicas come and go (new addresses after each restart), so a
+        new pool first drops those left without a connection: the map stays as small as
+        the set of owners in use."""
         pool = self._pools.get(base)
         if pool is None:
+            self._pools = {url: kept for url, kept in self._pools.items() if kept.connections}
             pool = self._pools[base] = Pool(base, limit=256, connect_timeout=5)
         return pool
 

@@ -41,7 +41,8 @@ HIGH_WATER: Final = 256 * 1024
 # The most one decoding step may produce from a compressed chunk (a small chunk can
 # inflate to gigabytes; the reader's own bound then applies between steps).
 DECODE_STEP: Final = 1024 * 1024
-# The most an answer's status line and headers may take: the parser would hold more.
+# The most an upstream may send with nothing to show for it (no end of head, no body byte):
+# an answer's status line and headers, or chunk framing and trailers. The parser would hold it.
 MAX_HEAD_BYTES: Final = 64 * 1024
 # An idle connection older than this is closed rather than reused (servers drop them).
 IDLE_SECONDS: Final = 30.0
@@ -121,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self.error: BaseException | None = None
         self.released = False
-        self._head_bytes = 0
+        self._unshown = 0
         self._fields: list[tuple[str, str]] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._paused = False
@@ -136,15 +137,15 @@ class Connection(asyncio.Protocol):
         if self.head is None or self.complete:  # bytes nobody asked for: not to be trusted
             self._close()
             return
-        if self.response is None:
-            self._head_bytes += len(data)
+        self._unshown += len(data)  # progress (the head's end, body bytes) resets it
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(HttpError(f"malformed answer: {exc}"))
             return
-        if self.response is None and self._head_bytes > MAX_HEAD_BYTES:  # still no end of head
-            self._fail(HttpError(f"the answer's head exceeds {MAX_HEAD_BYTES} bytes"))
+        if self._unshown > MAX_HEAD_BYTES:
+            what = "head" if self.response is None else "framing or trailers"
+            self._fail(HttpError(f"the answer's {what} exceeds {MAX_HEAD_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -162,6 +163,8 @@ class Connection(asyncio.Protocol):
             self._close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.response is not None:  # a trailer: nothing here reads them
+            return
         self._fields.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -171,6 +174,7 @@ class Connection(asyncio.Protocol):
         if status < 200:  # an interim answer (100 Continue): the real one follows
             self._fields = []
             return
+        self._unshown = 0
         try:
             self.response = Response(self, status, CIMultiDictProxy(CIMultiDict(self._fields)))
         except HttpError as exc:
@@ -182,6 +186,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, chunk: bytes) -> None:
         if self.complete:
             return
+        self._unshown = 0
         self.chunks.append(chunk)
         self.buffered += len(chunk)
         if self.buffered > HIGH_WATER and not self._paused and self.transport is not None:
@@ -376,6 +381,11 @@ class Pool:
         except BaseException:
             connection.release()
             raise
+
+    @property
+    def connections(self) -> int:
+        """Connections open or being opened (idle ones included)."""
+        return len(self._open)
 
     def put(self, connection: Connection) -> None:
         """An exchange ended: keep the connection for the next, or close it."""
