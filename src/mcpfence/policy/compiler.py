@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from mcpfence.policy.expressions import (
     compile_expression,
 )
 from mcpfence.policy.models import ToolPolicy
+from mcpfence.policy.native import representable
 from mcpfence.policy.pointer import parse_pointer
 from mcpfence.yamlsource import Diagnostic, Loc, YamlDocument
 
@@ -76,6 +78,12 @@ class CompiledPolicy:
     fail_closed: bool
     guidance: str | None
     roots: frozenset[str]
+
+    @cached_property
+    def plain_params(self) -> bool:
+        """Whether lowered expressions see ``params`` as the runtime does (YAML can hold
+        integers past int64 or non-string keys)."""
+        return representable(self.params)
 
 
 class _Compiler:

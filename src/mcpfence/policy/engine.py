@@ -13,15 +13,16 @@ from typing import Any, NamedTuple
 from mcpfence.jsonrpc import dumps
 from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, InputSchema, SchemaMode, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
-from mcpfence.policy.context import POLICY_ROOTS, Clock, EvalContext, system_clock
+from mcpfence.policy.context import CONTEXT_ROOTS, POLICY_ROOTS, Clock, EvalContext, system_clock
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import (
+    Bindings,
     CompiledExpression,
     EvaluationError,
     conjunction,
-    environment,
     to_json,
 )
+from mcpfence.policy.native import representable
 from mcpfence.policy.opaque import TokenMemory, as_memory
 from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
 
@@ -60,18 +61,34 @@ class _CallState:
         self._owned = False
         self._context = EvalContext(call, clock)
         self._tokens: TokenMemory | None = None
-        self._shared: dict[frozenset[str], Any] = {}
+        self._shared: dict[frozenset[str], Bindings] = {}
         self._shared_version = 0
+        self._plain_roots: dict[str, bool] = {}
+        self._plain_args = (-1, False)
 
-    def shared_activation(self, roots: frozenset[str]) -> Any:
-        """One activation per set of roots and argument version, shared by the
+    def shared_bindings(self, roots: frozenset[str]) -> Bindings:
+        """One set of bindings per set of roots and argument version, shared by the
         policies that bind nothing of their own (no params, no variables)."""
         if self._shared_version != self.version:
             self._shared, self._shared_version = {}, self.version
-        activation = self._shared.get(roots)
-        if activation is None:
-            activation = self._shared[roots] = environment().Activation(self.bind(roots))
-        return activation
+        bindings = self._shared.get(roots)
+        if bindings is None:
+            bindings = self._shared[roots] = Bindings(self.bind(roots), self.plain(roots))
+        return bindings
+
+    def plain(self, roots: frozenset[str]) -> bool:
+        """Whether the call's values for ``roots`` reach the runtime as lowered expressions
+        see them (checked once per root, and for the arguments once per version)."""
+        version, plain = self._plain_args
+        if version != self.version:
+            plain = representable(self.args)
+            self._plain_args = (self.version, plain)
+        for name in roots & CONTEXT_ROOTS if plain else ():
+            known = self._plain_roots.get(name)
+            if known is None:
+                known = self._plain_roots[name] = representable(self._context.value(name))
+            plain = plain and known
+        return plain
 
     def bind(self, roots: frozenset[str]) -> dict[str, object]:
         """The call's variables an expression set reads, with the arguments as they are now."""
@@ -101,40 +118,42 @@ class _Scope:
     def __init__(self, policy: CompiledPolicy, state: _CallState) -> None:
         self.policy = policy
         self.state = state
-        self._activation: Any = None
+        self._bindings: Bindings | None = None
         self._version = -1
 
     def evaluate(self, expression: CompiledExpression) -> Any:
         """Evaluate against the arguments as they are now, rebinding only after a write."""
-        if self._version != self.state.version:
-            self._activation = (
-                self.state.shared_activation(self.policy.roots)
+        if self._bindings is None or self._version != self.state.version:
+            self._bindings = (
+                self.state.shared_bindings(self.policy.roots)
                 if self.policy.roots.isdisjoint(POLICY_ROOTS)
-                else environment().Activation(self._data())
+                else self._own_bindings()
             )
             self._version = self.state.version
-        return expression.evaluate(self._activation)
+        return expression.evaluate(self._bindings)
 
-    def _data(self) -> dict[str, object]:
+    def _own_bindings(self) -> Bindings:
+        """The call's values plus the policy's ``params`` and ``variables``."""
         roots = self.policy.roots
         data = self.state.bind(roots)
+        plain = self.state.plain(roots) and self.policy.plain_params
         if "params" in roots:
             data["params"] = self.policy.params
         if "variables" in roots:
-            data["variables"] = self._variables(data)
-        return data
+            return self._variables(data, plain)
+        return Bindings(data, plain)
 
-    def _variables(self, data: dict[str, object]) -> dict[str, object]:
+    def _variables(self, data: dict[str, object], plain: bool) -> Bindings:
         """Each variable sees the ones before it; a failing one is left out, so only
         expressions that actually use it fail (under the policy's failurePolicy)."""
         values: dict[str, object] = {}
         for variable in self.policy.variables:
-            activation = environment().Activation({**data, "variables": values})
+            bindings = Bindings({**data, "variables": values}, plain and representable(values))
             try:
-                values[variable.name] = variable.expression.evaluate(activation)
+                values[variable.name] = variable.expression.evaluate(bindings)
             except EvaluationError:
                 continue
-        return values
+        return Bindings({**data, "variables": values}, plain and representable(values))
 
     def violation(self, message: str, logged: str | None = None) -> Violation:
         return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce", logged)
@@ -287,7 +306,7 @@ def _all_true(scopes: list[_Scope], state: _CallState) -> bool:
     try:
         if scope is not None:
             return scope.evaluate(fused) is True
-        return fused.evaluate(state.shared_activation(fused.roots)) is True
+        return fused.evaluate(state.shared_bindings(fused.roots)) is True
     except EvaluationError:
         return False
 

@@ -22,6 +22,7 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_encoders, ext_math, ext_optional, ext_strings
 
 from mcpfence.policy.context import ROOTS
+from mcpfence.policy.native import Lowered, NotNative, lower, representable
 
 MAX_EXPRESSION_LENGTH = 4096
 MAX_COMPREHENSION_DEPTH = 2
@@ -134,18 +135,52 @@ def scan(source: str) -> Usage:
     return Usage(frozenset(roots & ROOTS.keys()), deepest)
 
 
+class Bindings:
+    """The values one evaluation reads (``args``, ``params``, ...). Lowered expressions
+    read them as they are; the runtime gets them converted into an activation, made once
+    and only when an expression needs the runtime."""
+
+    __slots__ = ("_activation", "_native", "data")
+
+    def __init__(self, data: dict[str, object], native: bool | None = None) -> None:
+        """``native``: whether :func:`representable` holds for ``data``, if the caller knows."""
+        self.data = data
+        self._activation: Any = None
+        self._native = native
+
+    @property
+    def activation(self) -> Any:
+        if self._activation is None:
+            self._activation = environment().Activation(self.data)
+        return self._activation
+
+    @property
+    def native(self) -> bool:
+        """Whether the runtime would see these values as the closures do (checked once)."""
+        if self._native is None:
+            self._native = representable(self.data)
+        return self._native
+
+
 @dataclass(frozen=True)
 class CompiledExpression:
-    """A checked expression plus what it needs from the evaluation context."""
+    """A checked expression plus what it needs from the evaluation context; ``native``
+    is the same expression lowered to Python (see :mod:`mcpfence.policy.native`)."""
 
     source: str
     program: Any
     roots: frozenset[str]
+    native: Lowered | None = None
 
-    def evaluate(self, activation: Any) -> Any:
+    def evaluate(self, bindings: Bindings) -> Any:
         """Plain Python result; raise :class:`EvaluationError` on a runtime error."""
+        if self.native is not None and bindings.native:
+            try:
+                return self.native(bindings.data)
+            except NotNative:
+                pass  # an error or an unmodelled case: the runtime answers
         try:
-            value = self.program.eval(activation)
+            value = self.program.eval(bindings.activation)
             result = value.plain_value()
         except Exception as exc:  # the binding raises for values it cannot convert
             raise EvaluationError(_categorize(str(exc))) from None
@@ -191,7 +226,7 @@ def compile_expression(source: str, result: ResultKind) -> CompiledExpression:
             f"a variable cannot hold {returned.name()}; keep timestamps, durations and "
             "optionals inside the expressions that use them (or convert with string())"
         )
-    return CompiledExpression(source, program, usage.roots)
+    return CompiledExpression(source, program, usage.roots, lower(source))
 
 
 @lru_cache(maxsize=4096)
@@ -213,7 +248,7 @@ def conjunction(expressions: tuple[CompiledExpression, ...]) -> CompiledExpressi
     except RuntimeError:
         return None
     roots = frozenset().union(*(expression.roots for expression in expressions))
-    return CompiledExpression(source, program, roots)
+    return CompiledExpression(source, program, roots, lower(source))
 
 
 def _compile_error(text: str) -> ExpressionError:
