@@ -143,6 +143,8 @@ PROBES: list[tuple[str, dict[str, Any], bool]] = [
     ("args.a.filter(x, x.startsWith('a'))", {"a": ["ab", "b", "ac"]}, True),
     ("args.a.filter(x, x.startsWith('a'))", {"a": {"ab": 1, "b": 2, "ac": 3}}, False),
     ("args.a.map(x, x)", {"a": {"k": 1}}, False),
+    ("args.a.all(x, x >= 0)", {"a": list(range(257))}, False),
+    ("args.a.all(x, x >= 0)", {"a": list(range(256))}, True),
     ("args.a.map(x, x * 2)", {"a": [1, 2]}, True),
     ("args.a.map(x, x > 1, x * 2)", {"a": [1, 2, 3]}, True),
     ("args.a.map(x, args.a.filter(y, y < x))", {"a": [1, 2, 3]}, True),
@@ -182,6 +184,13 @@ def test_lowered_expression_agrees_with_the_runtime(
 ])
 def test_expressions_outside_the_subset_are_left_to_the_runtime(source: str) -> None:
     assert lower(source) is None
+
+
+def test_values_nested_past_the_recursion_limit_are_left_to_the_runtime() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    assert not Bindings({"args": {"a": deep}}).native
 
 
 def test_a_fused_conjunction_is_lowered_with_its_parts() -> None:

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mcpfence.policy.context import POLICY_ROOTS
 from mcpfence.policy.expressions import (
     CompiledExpression,
     ExpressionError,
@@ -78,6 +79,11 @@ class CompiledPolicy:
     fail_closed: bool
     guidance: str | None
     roots: frozenset[str]
+
+    @cached_property
+    def binds_own(self) -> bool:
+        """Whether expressions read ``params`` or ``variables``: values of this policy alone."""
+        return not self.roots.isdisjoint(POLICY_ROOTS)
 
     @cached_property
     def plain_params(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from mcpfence.jsonrpc import dumps
 from mcpfence.policy.argschema import INPUT_SCHEMA_POLICY, InputSchema, SchemaMode, problems_of
 from mcpfence.policy.compiler import CompiledPolicy, CompiledValidation
-from mcpfence.policy.context import CONTEXT_ROOTS, POLICY_ROOTS, Clock, EvalContext, system_clock
+from mcpfence.policy.context import CONTEXT_ROOTS, Clock, EvalContext, system_clock
 from mcpfence.policy.decision import Action, Decision, DecisionKind, Mutation, ToolCall, Violation
 from mcpfence.policy.expressions import (
     Bindings,
@@ -126,7 +126,7 @@ class _Scope:
         if self._bindings is None or self._version != self.state.version:
             self._bindings = (
                 self.state.shared_bindings(self.policy.roots)
-                if self.policy.roots.isdisjoint(POLICY_ROOTS)
+                if not self.policy.binds_own
                 else self._own_bindings()
             )
             self._version = self.state.version
@@ -288,8 +288,8 @@ def _unsettled(scopes: list[_Scope], state: _CallState) -> list[_Scope]:
     Policies that bind nothing of their own (no ``params``, no ``variables``) are asked
     together in one program; the others each in one program of their own.
     """
-    shared = [s for s in scopes if s.policy.validations and s.policy.roots.isdisjoint(POLICY_ROOTS)]
-    own = [s for s in scopes if s.policy.validations and not s.policy.roots.isdisjoint(POLICY_ROOTS)]
+    shared = [s for s in scopes if s.policy.validations and not s.policy.binds_own]
+    own = [s for s in scopes if s.policy.validations and s.policy.binds_own]
     unsettled = [] if _all_true(shared, state) else shared
     return unsettled + [s for s in own if not _all_true([s], state)]
 

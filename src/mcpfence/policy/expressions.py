@@ -162,10 +162,11 @@ class Bindings:
         return self._native
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledExpression:
     """A checked expression plus what it needs from the evaluation context; ``native``
-    is the same expression lowered to Python (see :mod:`mcpfence.policy.native`)."""
+    is the same expression lowered to Python (see :mod:`mcpfence.policy.native`).
+    Compiled once per text, so identity is equality (and hashing, per call, is cheap)."""
 
     source: str
     program: Any

@@ -34,6 +34,7 @@ Env = Mapping[str, Any]
 Native = Callable[[Env], Any]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_RANGE = 256
 # Unicode White_Space: what the runtime's trim() strips (str.strip() would also take U+001C-U+001F).
 _WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
     "\u2028\u2029\u202f\u205f\u3000"
@@ -77,14 +78,21 @@ def representable(value: Any) -> bool:
     """Whether the runtime takes ``value`` in as the same value the closures see: JSON data
     with int64 integers and strings without NUL (the runtime turns larger integers into
     uints or refuses them, and reads strings only up to a NUL). Timestamps pass through."""
+    try:
+        return _representable(value)
+    except RecursionError:
+        return False
+
+
+def _representable(value: Any) -> bool:
     kind = type(value)
     if kind is str:
         return "\x00" not in value and (value.isascii() or _encodable(value))
     if kind is dict:
-        return all(type(key) is str and representable(key) and representable(item)
+        return all(type(key) is str and _representable(key) and _representable(item)
                    for key, item in value.items())
     if kind is list:
-        return all(map(representable, value))
+        return all(map(_representable, value))
     if kind is int:
         return bool(INT64_MIN <= value <= INT64_MAX)
     return kind is bool or kind is float or value is None or isinstance(value, datetime.datetime)
@@ -708,10 +716,11 @@ def _call(name: str, args: list[Native], method: bool = False) -> Native:
 def _range(target: Native, env: Env, ordered: bool = False) -> Iterator[Any]:
     """What a comprehension iterates: a list's items, a map's keys. The runtime visits a
     map's keys in an order of its own, so results that keep the order (``filter``,
-    ``map``) over a map are left to it."""
+    ``map``) over a map are left to it; so are long ranges, which it iterates ~100x as
+    fast (two nested comprehensions over 50,000 items would otherwise take minutes)."""
     value = target(env)
     kind = type(value)
-    if kind is not list and (ordered or kind is not dict):
+    if (kind is not list and (ordered or kind is not dict)) or len(value) > MAX_RANGE:
         raise NotNative
     return iter(value)
 
