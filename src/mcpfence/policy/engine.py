@@ -272,7 +272,8 @@ class PolicySet:
         for scope in selected:
             if scope in unsettled:
                 _validate(scope, violations)
-            _check_opaque(scope, violations)
+            if scope.policy.opaque:
+                _check_opaque(scope, violations)
         return Decision(
             _verdict(violations, mutations, call.args, state.args),
             state.args,

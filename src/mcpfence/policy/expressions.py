@@ -140,26 +140,20 @@ class Bindings:
     read them as they are; the runtime gets them converted into an activation, made once
     and only when an expression needs the runtime."""
 
-    __slots__ = ("_activation", "_native", "data")
+    __slots__ = ("_activation", "data", "native")
 
     def __init__(self, data: dict[str, object], native: bool | None = None) -> None:
         """``native``: whether :func:`representable` holds for ``data``, if the caller knows."""
         self.data = data
+        self.native = representable(data) if native is None else native
+        """Whether the runtime would see these values as lowered expressions do."""
         self._activation: Any = None
-        self._native = native
 
     @property
     def activation(self) -> Any:
         if self._activation is None:
             self._activation = environment().Activation(self.data)
         return self._activation
-
-    @property
-    def native(self) -> bool:
-        """Whether the runtime would see these values as the closures do (checked once)."""
-        if self._native is None:
-            self._native = representable(self.data)
-        return self._native
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,7 +169,7 @@ class CompiledExpression:
 
     def evaluate(self, bindings: Bindings) -> Any:
         """Plain Python result; raise :class:`EvaluationError` on a runtime error."""
-        if self.native is not None and bindings.native:
+        if bindings.native and self.native is not None:
             try:
                 return self.native(bindings.data)
             except NotNative:
