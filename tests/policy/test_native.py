@@ -151,6 +151,10 @@ PROBES: list[tuple[str, dict[str, Any], bool]] = [
     ("glob(args.a, 'send_*')", {"a": "send_email"}, True),
     ("double(args.a) / 3.0", {"a": 1}, True),
     ("0x10 + -9223372036854775808 < 0", {}, True),
+    ("007 == 7 && 1e3 == 1000.0 && .5 == 0.5 && -0.0 == 0.0", {}, True),
+    ("1 - -1 + --1 + -(1) + 2 * -3", {}, True),
+    ("[1, 2,][1] + {'a': 1,}.a", {}, True),
+    ("1 < 2 == true && !!true", {}, True),
     ("r'\\d' + '\\n\\t\\'\"'", {}, True),
 ]
 
