@@ -3,8 +3,9 @@
 Run: ``.venv/bin/python benchmarks/bench_policy.py``. Prints one table:
 deciding a call against 5 matching policies of 3 expressions each (target
 <= 100 us), the cost 1,000 loaded policies for other tools add to a call
-(target <= 10 us), one expression on the C++ runtime (cel_expr_python)
-versus the pure-Python cel-python (celpy), and the opaque-token check of a value
+(target <= 10 us), one expression lowered to Python (mcpfence.policy.native), the
+same on the C++ runtime (cel_expr_python) and on the pure-Python cel-python (celpy),
+and the opaque-token check of a value
 never seen against a session that remembers 1,000 tokens (its worst case).
 """
 
