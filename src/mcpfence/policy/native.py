@@ -253,6 +253,8 @@ class _Parser:
         code = self.expr()
         if self.tokens[self.at][0] != "end":
             raise _Refused("trailing input")
+        # The text holds only names made here (``_N`` for helpers and every literal, ``vN_name``
+        # for comprehension variables) and repr()'d field names: nothing of the policy runs as code.
         function: Native = eval(compile(f"lambda env: {code}", "<cel>", "eval"), self.namespace)
         return function
 
