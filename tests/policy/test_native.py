@@ -50,7 +50,7 @@ def runtime(source: str, data: dict[str, Any]) -> tuple[str, Any]:
 
 
 def lowered(source: str, data: dict[str, Any]) -> tuple[str, Any]:
-    """What the closures answer: ("value", v) or ("runtime", None) when they defer."""
+    """What the lowered function answers: ("value", v) or ("runtime", None) when they defer."""
     native = lower(source)
     assert native is not None, f"{source} is not lowered"
     try:
@@ -59,7 +59,7 @@ def lowered(source: str, data: dict[str, Any]) -> tuple[str, Any]:
         return "runtime", None
 
 
-# (expression, args, whether the closures must answer it themselves)
+# (expression, args, whether the lowered function must answer it itself)
 PROBES: list[tuple[str, dict[str, Any], bool]] = [
     ("args.a == 1", {"a": 1.0}, False),
     ("args.a == '1'", {"a": 1}, True),

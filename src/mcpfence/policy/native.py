@@ -76,7 +76,7 @@ _TYPE_OF: dict[type, CelType] = {
 
 
 def representable(value: Any) -> bool:
-    """Whether the runtime takes ``value`` in as the same value the closures see: JSON data
+    """Whether the runtime takes ``value`` in as the value lowered functions see: JSON data
     with int64 integers and strings without NUL (the runtime turns larger integers into
     uints or refuses them, and reads strings only up to a NUL). Timestamps pass through."""
     try:
@@ -114,8 +114,8 @@ def _checked(value: int) -> int:
 
 
 class Optional:
-    """CEL's ``optional`` (``a.?b``, ``m[?k]``): only ``orValue``/``hasValue``/``value``
-    read one here; anything else done with it is the runtime's."""
+    """CEL's ``optional`` (``a.?b``, ``m[?k]``): only ``orValue`` and ``hasValue`` read one
+    here; anything else done with it is the runtime's."""
 
     __slots__ = ("value",)
 
