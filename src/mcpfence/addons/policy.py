@@ -33,6 +33,7 @@ from mcpfence.session import SessionMemory
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 LIST_CHANGED = "notifications/tools/list_changed"
+_UNTRACED = nullcontext()  # reusable: it holds nothing
 
 
 def _session(context: Context) -> str:
@@ -68,8 +69,9 @@ class PolicyAddon(BaseAddon):
         self.catalog = catalog
         self.memory = memory
         self.input_schema = input_schema
-        # Lists the upstream's tools when a call comes before any relayed tools/list.
-        self.listing = listing
+        # Lists the upstream's tools when a call comes before any relayed tools/list
+        # (only needed when arguments are checked).
+        self.listing = listing if input_schema != "off" else None
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         """Before calls are decided: the tools' schemas (listed once if none was relayed)
@@ -78,9 +80,9 @@ class PolicyAddon(BaseAddon):
         calls = any(m.get("method") == "tools/call" and jsonrpc.is_request(m) for m in messages)
         if not calls:
             return
-        if self.listing is not None and self.input_schema != "off":
+        if self.listing is not None and self.listing.missing(session := _session(context)):
             stateless = context.protocol_version in STATELESS_VERSIONS and not context.session_id
-            await self.listing.ensure(_session(context), context.protocol_version if stateless else None)
+            await self.listing.ensure(session, context.protocol_version if stateless else None)
         if not self.holder.current.uses_session(context.route):
             return
         try:
@@ -90,9 +92,9 @@ class PolicyAddon(BaseAddon):
             raise jsonrpc.JsonRpcError(jsonrpc.INTERNAL_ERROR, message, status=503) from None
 
     def request(self, flow: Flow) -> None:
-        if flow.method != "tools/call":
+        tool_call = flow.tool_call  # set for every tools/call that names a tool
+        if tool_call is None and flow.method != "tools/call":
             return
-        tool_call = flow.tool_call
         if tool_call is None or tool_call.arguments is None:
             message = "tools/call needs params.name (string) and params.arguments (object)"
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
@@ -109,7 +111,7 @@ class PolicyAddon(BaseAddon):
         checked = self.input_schema != "off"
         schema = self.catalog.input_schema(context.route, name, session) if checked else None
         span = flow.span
-        with span.policy_span() if span is not None else nullcontext():
+        with span.policy_span() if span is not None else _UNTRACED:
             if not policies.covers(context.route, name):
                 decision = policies.unmatched(args, schema, self.input_schema)
             else:
@@ -159,9 +161,10 @@ class PolicyAddon(BaseAddon):
         result = (flow.response or {}).get("result")
         if not isinstance(result, dict):
             result = None
-        if flow.method == "tools/list" and result is not None:
-            self._annotate_tools(flow, result)
-        elif flow.method == "tools/call" and not flow.answered_locally:
+        if flow.method == "tools/list":
+            if result is not None:
+                self._annotate_tools(flow, result)
+        elif flow.session is not None and not flow.answered_locally:  # a tools/call decided here
             self._remember(flow, result)
 
     def _annotate_tools(self, flow: Flow, result: dict[str, Any]) -> None:
