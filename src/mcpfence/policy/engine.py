@@ -208,7 +208,7 @@ class PolicySet:
         """The decision for a call no policy matches: the argument schema's alone. The
         common case, kept cheap: callers need build no :class:`ToolCall` for it."""
         if schema_mode == "off" or (input_schema is not None and input_schema.conforms(args)):
-            return Decision("allow", args)
+            return Decision.allowed(args)
         checked: list[Violation] = []
         if not _check_schema(input_schema, schema_mode, args, checked):
             return Decision("audit" if checked else "allow", args, tuple(checked))
