@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mcpfence import jsonrpc
@@ -108,3 +110,27 @@ def test_dumps_escapes_unicode_line_separators() -> None:
     data = jsonrpc.dumps(value)
     assert len(data.decode("utf-8").splitlines()) == 1
     assert jsonrpc.loads(data) == value
+
+
+def test_duplicate_keys_in_a_compact_body_are_refused_naming_the_key() -> None:
+    """Compact bodies take the fast parser; a duplicate key still reaches the strict one."""
+    with pytest.raises(JsonRpcError) as caught:
+        jsonrpc.loads(b'{"id":1,"params":{"arguments":{"to":"a","to":"b"}}}')
+    assert caught.value.code == jsonrpc.INVALID_REQUEST
+    assert "'to'" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'[123456789012345678901234567890,-18446744073709551617]',
+     b'[-0,1.0,0.1,1e16,1E5,-0.0]',
+     b'["\\u0001","\\/","\\u00e9","\xc3\xa9","\\ud83d\\ude00","\xe2\x80\xa8","\\"\\\\\\n"]',
+     b"[" * 300 + b"]" * 300,
+     b'{"a":{"b":[true,false,null]},"":"","s":"\\n\xc3\xa9\\"","f":[0.1,-0.0,1e+16,18446744073709551615]}'],
+    ids=["big-integers", "numbers", "strings", "deeper-than-orjson-writes", "as-orjson-writes-them"],
+)
+def test_compact_bodies_parse_to_what_the_standard_parser_reads(body: bytes) -> None:
+    expected = json.loads(body)
+    parsed = jsonrpc.loads(body)
+    assert parsed == expected
+    assert json.dumps(parsed) == json.dumps(expected)  # same types too: 1.0 stays a float, -0 an int

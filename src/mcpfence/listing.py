@@ -123,9 +123,14 @@ class SelfListing:
         self.timeout = timeout
         self._running: asyncio.Task[None] | None = None
 
+    def missing(self, session: str) -> bool:
+        """Whether neither this session nor the route has a listing yet (a check in passing,
+        so that the common case awaits nothing)."""
+        return not self.catalog.listed(self.route, session)
+
     async def ensure(self, session: str, stateless: str | None) -> None:
         """Make sure the route (or this session) has a listing; failures are logged, not raised."""
-        if self.catalog.listed(self.route, session):
+        if not self.missing(session):
             return
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._list(stateless))

@@ -5,7 +5,11 @@ See docs/reference/policies.md#how-a-call-is-decided.
 
 from __future__ import annotations
 
-from mcpfence.policy import Mutation, Violation, denial_result
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from mcpfence.policy import Decision, Mutation, Violation, denial_result
 from tests.policy.conftest import Loader
 from tests.policy.helpers import call, policy
 
@@ -20,6 +24,16 @@ def test_a_call_no_policy_matches_is_allowed_unchanged(load: Loader) -> None:
     assert decision.decision == "allow"
     assert decision.args == {"email": "A@B.C"}
     assert decision.matched == ()
+
+
+def test_the_quick_allow_of_an_unmatched_call_is_an_ordinary_frozen_decision() -> None:
+    args = {"email": "a@b.c"}
+    allowed = Decision.allowed(args)
+
+    assert allowed == Decision("allow", args)
+    assert allowed.as_dict() == Decision("allow", args).as_dict()
+    with pytest.raises(FrozenInstanceError):
+        allowed.decision = "deny"  # type: ignore[misc]
 
 
 def test_policies_are_selected_in_file_order(load: Loader) -> None:

@@ -12,7 +12,6 @@ tool results are remembered in the session (``session.calls``, opaque tokens).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 from mcp.shared.inbound import mcp_param_headers
@@ -25,11 +24,11 @@ from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.jsonrpc import Message
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import BaseAddon, Context, Flow
-from mcpfence.policy import PolicySet, ToolCall, denial_result
+from mcpfence.policy import Decision, PolicySet, ToolCall, denial_result
 from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.opaque import harvest
 from mcpfence.protocol import STATELESS_VERSIONS
-from mcpfence.session import SessionMemory
+from mcpfence.session import SessionMemory, SessionState
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 LIST_CHANGED = "notifications/tools/list_changed"
@@ -68,8 +67,9 @@ class PolicyAddon(BaseAddon):
         self.catalog = catalog
         self.memory = memory
         self.input_schema = input_schema
-        # Lists the upstream's tools when a call comes before any relayed tools/list.
-        self.listing = listing
+        # Lists the upstream's tools when a call comes before any relayed tools/list
+        # (only needed when arguments are checked).
+        self.listing = listing if input_schema != "off" else None
 
     async def prepare(self, context: Context, messages: Sequence[Message]) -> None:
         """Before calls are decided: the tools' schemas (listed once if none was relayed)
@@ -78,9 +78,9 @@ class PolicyAddon(BaseAddon):
         calls = any(m.get("method") == "tools/call" and jsonrpc.is_request(m) for m in messages)
         if not calls:
             return
-        if self.listing is not None and self.input_schema != "off":
+        if self.listing is not None and self.listing.missing(session := _session(context)):
             stateless = context.protocol_version in STATELESS_VERSIONS and not context.session_id
-            await self.listing.ensure(_session(context), context.protocol_version if stateless else None)
+            await self.listing.ensure(session, context.protocol_version if stateless else None)
         if not self.holder.current.uses_session(context.route):
             return
         try:
@@ -90,9 +90,9 @@ class PolicyAddon(BaseAddon):
             raise jsonrpc.JsonRpcError(jsonrpc.INTERNAL_ERROR, message, status=503) from None
 
     def request(self, flow: Flow) -> None:
-        if flow.method != "tools/call":
+        tool_call = flow.tool_call  # set for every tools/call that names a tool
+        if tool_call is None and flow.method != "tools/call":
             return
-        tool_call = flow.tool_call
         if tool_call is None or tool_call.arguments is None:
             message = "tools/call needs params.name (string) and params.arguments (object)"
             flow.reply(jsonrpc.error_response(flow.request["id"], jsonrpc.INVALID_PARAMS, message))
@@ -105,26 +105,12 @@ class PolicyAddon(BaseAddon):
             key = self.memory.key(context.route, context.session_id, context.client_id)
             state = self.memory.get(key)
             flow.session = (key, state)  # the answer is remembered in the same session
-        session = _session(context)
-        checked = self.input_schema != "off"
-        schema = self.catalog.input_schema(context.route, name, session) if checked else None
         span = flow.span
-        with span.policy_span() if span is not None else nullcontext():
-            if not policies.covers(context.route, name):
-                decision = policies.unmatched(args, schema, self.input_schema)
-            else:
-                decision = policies.decide(ToolCall(
-                    route=context.route,
-                    tool=name,
-                    args=args,
-                    annotations=self.catalog.annotations(context.route, name, session),
-                    session_id=context.session_id or context.client_id,
-                    session_calls=state.calls if state is not None else (),
-                    client_id=context.client_id,
-                    known_tokens=state.tokens if state is not None else (),
-                    input_schema=schema,
-                    schema_mode=self.input_schema,
-                ))
+        if span is None:
+            decision = self._decide(context, name, args, policies, state)
+        else:
+            with span.policy_span():
+                decision = self._decide(context, name, args, policies, state)
         flow.decision = decision
         if decision.decision == "deny":
             result = denial_result(decision, flow.context.protocol_version)
@@ -132,6 +118,34 @@ class PolicyAddon(BaseAddon):
         elif decision.decision != "allow" and decision.args != args:
             flow.request = {**flow.request, "params": {**flow.params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)
+
+    def _decide(
+        self,
+        context: Context,
+        name: str,
+        args: dict[str, Any],
+        policies: PolicySet,
+        state: SessionState | None,
+    ) -> Decision:
+        """The decision on a call (in the policy span when traced; without a ``with`` when not,
+        since no-op context managers cost two calls): by the schema alone when no policy matches."""
+        session = _session(context)
+        checked = self.input_schema != "off"
+        schema = self.catalog.input_schema(context.route, name, session) if checked else None
+        if not policies.covers(context.route, name):
+            return policies.unmatched(args, schema, self.input_schema)
+        return policies.decide(ToolCall(
+            route=context.route,
+            tool=name,
+            args=args,
+            annotations=self.catalog.annotations(context.route, name, session),
+            session_id=context.session_id or context.client_id,
+            session_calls=state.calls if state is not None else (),
+            client_id=context.client_id,
+            known_tokens=state.tokens if state is not None else (),
+            input_schema=schema,
+            schema_mode=self.input_schema,
+        ))
 
     def _mirror_param_headers(self, flow: Flow, tool: str, args: dict[str, Any]) -> None:
         """Keep 2026-07-28 ``Mcp-Param-*`` headers equal to the rewritten arguments.
@@ -159,9 +173,10 @@ class PolicyAddon(BaseAddon):
         result = (flow.response or {}).get("result")
         if not isinstance(result, dict):
             result = None
-        if flow.method == "tools/list" and result is not None:
-            self._annotate_tools(flow, result)
-        elif flow.method == "tools/call" and not flow.answered_locally:
+        if flow.method == "tools/list":
+            if result is not None:
+                self._annotate_tools(flow, result)
+        elif flow.session is not None and not flow.answered_locally:  # a tools/call decided here
             self._remember(flow, result)
 
     def _annotate_tools(self, flow: Flow, result: dict[str, Any]) -> None:

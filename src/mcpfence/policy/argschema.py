@@ -75,6 +75,10 @@ class InputSchema:
     def __hash__(self) -> int:
         return hash(self.key)
 
+    def conforms(self, args: Any) -> bool:
+        """Whether ``args`` are valid: the common answer, without building any problem."""
+        return self._validator is not None and bool(self._validator.is_valid(args))
+
     def problems(self, args: Any) -> list[Problem]:
         """What is wrong with ``args``, most useful first; empty when they conform."""
         if self._validator is None:

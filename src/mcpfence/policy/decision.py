@@ -67,6 +67,14 @@ class Decision:
     mutations: tuple[Mutation, ...] = ()
     matched: tuple[str, ...] = ()
 
+    @classmethod
+    def allowed(cls, args: dict[str, Any]) -> Decision:
+        """``Decision("allow", args)``, built without the frozen dataclass's ``__init__``
+        (an ``object.__setattr__`` per field): every call no policy matches gets one."""
+        decision = cls.__new__(cls)
+        decision.__dict__.update(_ALLOWED, args=args)
+        return decision
+
     @property
     def blocking(self) -> tuple[Violation, ...]:
         """The violations that deny the call (``action: enforce``)."""
@@ -84,6 +92,9 @@ class Decision:
             "mutations": [{"policy": m.policy, "path": m.path} for m in self.mutations],
             "policies": list(self.matched),
         }
+
+
+_ALLOWED: dict[str, object] = {"decision": "allow", "violations": (), "mutations": (), "matched": ()}
 
 
 def denial_result(decision: Decision, protocol_version: str = "") -> dict[str, Any]:

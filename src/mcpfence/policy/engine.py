@@ -226,8 +226,10 @@ class PolicySet:
     ) -> Decision:
         """The decision for a call no policy matches: the argument schema's alone. The
         common case, kept cheap: callers need build no :class:`ToolCall` for it."""
+        if schema_mode == "off" or (input_schema is not None and input_schema.conforms(args)):
+            return Decision.allowed(args)
         checked: list[Violation] = []
-        if schema_mode == "off" or not _check_schema(input_schema, schema_mode, args, checked):
+        if not _check_schema(input_schema, schema_mode, args, checked):
             return Decision("audit" if checked else "allow", args, tuple(checked))
         return Decision("deny", args, tuple(checked))
 
