@@ -155,7 +155,8 @@ PROBES: list[tuple[str, dict[str, Any], bool]] = [
     ("1 - -1 + --1 + -(1) + 2 * -3", {}, True),
     ("[1, 2,][1] + {'a': 1,}.a", {}, True),
     ("1 < 2 == true && !!true", {}, True),
-    ("args.__class__ + args[\"') or __import__('os') #\"]", {"__class__": "a", "') or __import__('os') #": "b"}, True),
+    ("args.__class__ + args[\"') or __import__('os') #\"]",
+     {"__class__": "a", "') or __import__('os') #": "b"}, True),
     ("args.a.map(lambda, lambda + 1)", {"a": [1, 2]}, True),
     ("r'\\d' + '\\n\\t\\'\"'", {}, True),
 ]
