@@ -22,7 +22,7 @@ _PROTOCOLS = ("http/protobuf", "grpc")
 
 # ``module:class`` of each exporter; the module is imported only when the exporter is chosen.
 _SPAN_EXPORTERS: Final = {
-    "otlp:http/protobuf": "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    "otlp:http/protobuf": "mcpfence.telemetry.otlp:OTLPSpanExporter",  # the SDK exporter, leaner encoder
     "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
     "console": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
 }
