@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Final, cast
+from typing import Final, Protocol, cast, runtime_checkable
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 _PROTOCOLS = ("http/protobuf", "grpc")
 
@@ -32,6 +33,27 @@ _METRIC_EXPORTERS: Final = {
     "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
     "console": "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
 }
+
+
+@runtime_checkable
+class _Batching(Protocol):
+    """An exporter that brings its own batch processor (``otlp.OTLPSpanExporter``)."""
+
+    def batch_processor(self, max_export_batch_size: int | None) -> SpanProcessor: ...
+
+
+def span_processors(max_export_batch_size: int | None) -> list[SpanProcessor]:
+    """A batch processor around each exporter ``OTEL_TRACES_EXPORTER`` asks for; empty means tracing is off.
+
+    ``max_export_batch_size=None`` leaves it to ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, as the
+    other ``OTEL_BSP_*`` settings always are.
+    """
+    return [
+        exporter.batch_processor(max_export_batch_size)
+        if isinstance(exporter, _Batching)
+        else BatchSpanProcessor(exporter, max_export_batch_size=max_export_batch_size)
+        for exporter in span_exporters()
+    ]
 
 
 def span_exporters() -> list[SpanExporter]:

@@ -12,9 +12,9 @@ exporter's own metrics) is the SDK exporter's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from struct import Struct
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.exporter.otlp.proto.http._common import (
     RequestPayloadTooLargeError,
@@ -24,13 +24,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as _SdkOTLPSpanExporter,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import Link
 
-__all__ = ["OTLPSpanExporter", "encode_spans"]
+__all__ = ["EncodingSpanProcessor", "OTLPSpanExporter", "encode_request", "encode_span", "encode_spans"]
 
 _logger = logging.getLogger(__name__)
 
@@ -185,70 +185,107 @@ def _link(link: Link) -> bytes:
     )
 
 
-def _resource(resource: Resource) -> bytes:
-    return _attributes(b"\x0a", resource.attributes)
+Group = tuple[bytes, bytes]
+"""A resource's or a scope's message fields before and after its spans (or scopes)."""
+
+EncodedSpan = tuple[Group, Group, bytes]
+"""A span ready to send: its resource's and scope's groups and its ``Span`` message."""
+
+# Each resource and scope is encoded once: spans share a few (one per tracer provider and
+# tracer). Kept with the object itself, so its id cannot be reused while it is here.
+_GROUPS: dict[int, tuple[object, Group]] = {}
+_GROUPS_MAX = 256
 
 
-def _scope(scope: InstrumentationScope | None) -> bytes:
+def _group(owner: object, encode: Callable[[], Group]) -> Group:
+    found = _GROUPS.get(id(owner))
+    if found is not None:
+        return found[1]
+    if len(_GROUPS) >= _GROUPS_MAX:
+        _GROUPS.clear()
+    group = encode()
+    _GROUPS[id(owner)] = (owner, group)
+    return group
+
+
+def _resource(resource: Resource) -> Group:
+    """``ResourceSpans.resource`` and ``.schema_url`` (fields 1 and 3; the scopes go between)."""
+    schema = resource.schema_url
+    return _field(b"\x0a", _attributes(b"\x0a", resource.attributes)), (
+        _field(b"\x1a", schema.encode()) if schema else b""
+    )
+
+
+def _scope(scope: InstrumentationScope | None) -> Group:
+    """``ScopeSpans.scope`` and ``.schema_url`` (fields 1 and 3; the spans go between)."""
     if scope is None:
-        return b""
-    return (
+        return b"\x0a\x00", b""
+    fields = (
         (_field(b"\x0a", scope.name.encode()) if scope.name else b"")
         + (_field(b"\x12", scope.version.encode()) if scope.version else b"")
         + _attributes(b"\x1a", scope.attributes)
     )
+    return _field(b"\x0a", fields), (_field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b"")
 
 
-def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    """A serialized ``ExportTraceServiceRequest``: spans grouped by resource, then by scope."""
-    encoded: dict[int, bytes] = {}  # by object: each resource and scope is encoded once per batch
-    groups: dict[tuple[bytes, str], dict[tuple[bytes, str], list[bytes]]] = {}
-    for span in spans:
-        resource = span.resource
-        scope = span.instrumentation_scope or None
-        resource_bytes = encoded.get(id(resource))
-        if resource_bytes is None:
-            resource_bytes = encoded[id(resource)] = _resource(resource)
-        scope_bytes = encoded.get(id(scope))
-        if scope_bytes is None:
-            scope_bytes = encoded[id(scope)] = _scope(scope)
-        scopes = groups.setdefault((resource_bytes, resource.schema_url or ""), {})
-        scopes.setdefault((scope_bytes, (scope.schema_url if scope else None) or ""), []).append(
-            _field(b"\x12", _span(span))
-        )
+def encode_span(span: ReadableSpan) -> EncodedSpan:
+    """One span, encoded as it will be sent; :func:`encode_request` puts spans together."""
+    resource = span.resource
+    scope = span.instrumentation_scope or None
+    return (
+        _group(resource, lambda: _resource(resource)),
+        _group(scope, lambda: _scope(scope)),
+        _field(b"\x12", _span(span)),
+    )
+
+
+def encode_request(spans: Iterable[EncodedSpan]) -> bytes:
+    """A serialized ``ExportTraceServiceRequest``: spans grouped by resource, then by scope,
+    each group in the order its first span came, as the SDK groups them."""
+    groups: dict[Group, dict[Group, list[bytes]]] = {}
+    for resource, scope, encoded in spans:
+        groups.setdefault(resource, {}).setdefault(scope, []).append(encoded)
     return b"".join(
         _field(
             b"\x0a",
-            _field(b"\x0a", resource_bytes)
+            resource_head
             + b"".join(
-                _field(
-                    b"\x12",
-                    _field(b"\x0a", scope_bytes)
-                    + b"".join(encoded_spans)
-                    + (_field(b"\x1a", scope_schema.encode()) if scope_schema else b""),
-                )
-                for (scope_bytes, scope_schema), encoded_spans in scopes.items()
+                _field(b"\x12", scope_head + b"".join(encoded) + scope_tail)
+                for (scope_head, scope_tail), encoded in scopes.items()
             )
-            + (_field(b"\x1a", schema.encode()) if schema else b""),
+            + resource_tail,
         )
-        for (resource_bytes, schema), scopes in groups.items()
+        for (resource_head, resource_tail), scopes in groups.items()
     )
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """A serialized ``ExportTraceServiceRequest`` of ``spans``, as the SDK's encoder writes it."""
+    return encode_request(map(encode_span, spans))
 
 
 class OTLPSpanExporter(_SdkOTLPSpanExporter):
     """The SDK's OTLP/HTTP span exporter, encoding with :func:`encode_spans`.
 
     ``export`` is the SDK's, step for step (its metrics, size limit and HTTP client),
-    with only the encoder swapped.
+    with only the encoder swapped; :meth:`batch_processor` queues spans encoded.
     """
 
+    def batch_processor(self, max_export_batch_size: int | None) -> SpanProcessor:
+        """The SDK's batch processor around this exporter, queuing each span encoded."""
+        return EncodingSpanProcessor(self, max_export_batch_size)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.export_encoded([encode_span(span) for span in spans])
+
+    def export_encoded(self, spans: Sequence[EncodedSpan]) -> SpanExportResult:
+        """Send spans :func:`encode_span` encoded."""
         if self._shutdown:
             _logger.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
         with self._metrics.export_operation(len(spans)) as result:
             try:
-                data = encode_spans(spans)
+                data = encode_request(spans)
             except Exception as error:
                 _logger.error("Failed to encode span batch: %s", error)
                 result.error = error
@@ -271,3 +308,40 @@ class OTLPSpanExporter(_SdkOTLPSpanExporter):
                     result.error_attrs = {HTTP_RESPONSE_STATUS_CODE: answer.status_code}
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+
+class _EncodedBatches:
+    """What the batch processor exports through: batches of encoded spans."""
+
+    def __init__(self, exporter: OTLPSpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, batch: Sequence[EncodedSpan]) -> SpanExportResult:
+        return self.exporter.export_encoded(batch)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class EncodingSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor (its ``OTEL_BSP_*`` settings, queue, worker and flushes)
+    with each span queued encoded instead of as SDK objects.
+
+    A span waits in the queue until its batch is sent. As SDK objects, each span kept
+    ~9 objects alive for the garbage collector to track: with tracing on, the collector
+    ran every ~27 calls and now and then scanned the whole heap (tens of ms, the traced
+    p99). Encoded, a span is one tuple of bytes, and the objects go as the span ends;
+    encoding costs the same wherever it runs.
+    """
+
+    def __init__(self, exporter: OTLPSpanExporter, max_export_batch_size: int | None = None) -> None:
+        batches = cast(SpanExporter, _EncodedBatches(exporter))
+        super().__init__(batches, max_export_batch_size=max_export_batch_size)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is not None and span.context.trace_flags.sampled:
+            # The queue holds what the exporter takes: encoded spans.
+            self._batch_processor.emit(encode_span(span))  # type: ignore[arg-type]
