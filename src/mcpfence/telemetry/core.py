@@ -70,7 +70,7 @@ class Telemetry:
             {SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_name}
         )
         tracer_provider = None
-        processors = span_processors(_export_batch_size())
+        processors = span_processors()
         if processors:
             tracer_provider = TracerProvider(resource=resource)
             for processor in processors:
@@ -183,13 +183,3 @@ class Telemetry:
             self._tracer_provider.shutdown()
         if self._meter_provider is not None:
             self._meter_provider.shutdown()
-
-
-def _export_batch_size() -> int | None:
-    """Spans per export: 64 unless ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` says otherwise.
-
-    The SDK's default of 512 encodes and posts a large batch at once, stalling the
-    event loop: in the benchmark (policies and tracing on, one connection) p99 went
-    from ~15 ms to ~3.3 ms with 64.
-    """
-    return None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 64

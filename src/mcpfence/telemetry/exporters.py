@@ -39,19 +39,17 @@ _METRIC_EXPORTERS: Final = {
 class _Batching(Protocol):
     """An exporter that brings its own batch processor (``otlp.OTLPSpanExporter``)."""
 
-    def batch_processor(self, max_export_batch_size: int | None) -> SpanProcessor: ...
+    def batch_processor(self) -> SpanProcessor: ...
 
 
-def span_processors(max_export_batch_size: int | None) -> list[SpanProcessor]:
+def span_processors() -> list[SpanProcessor]:
     """A batch processor around each exporter ``OTEL_TRACES_EXPORTER`` asks for; empty means tracing is off.
 
-    ``max_export_batch_size=None`` leaves it to ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, as the
-    other ``OTEL_BSP_*`` settings always are.
+    Batching follows the ``OTEL_BSP_*`` variables (the SDK's defaults: 512 spans per export,
+    at least every 5 s).
     """
     return [
-        exporter.batch_processor(max_export_batch_size)
-        if isinstance(exporter, _Batching)
-        else BatchSpanProcessor(exporter, max_export_batch_size=max_export_batch_size)
+        exporter.batch_processor() if isinstance(exporter, _Batching) else BatchSpanProcessor(exporter)
         for exporter in span_exporters()
     ]
 

@@ -271,9 +271,9 @@ class OTLPSpanExporter(_SdkOTLPSpanExporter):
     with only the encoder swapped; :meth:`batch_processor` queues spans encoded.
     """
 
-    def batch_processor(self, max_export_batch_size: int | None) -> SpanProcessor:
+    def batch_processor(self) -> SpanProcessor:
         """The SDK's batch processor around this exporter, queuing each span encoded."""
-        return EncodingSpanProcessor(self, max_export_batch_size)
+        return EncodingSpanProcessor(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self.export_encoded([encode_span(span) for span in spans])
@@ -337,9 +337,8 @@ class EncodingSpanProcessor(BatchSpanProcessor):
     encoding costs the same wherever it runs.
     """
 
-    def __init__(self, exporter: OTLPSpanExporter, max_export_batch_size: int | None = None) -> None:
-        batches = cast(SpanExporter, _EncodedBatches(exporter))
-        super().__init__(batches, max_export_batch_size=max_export_batch_size)
+    def __init__(self, exporter: OTLPSpanExporter) -> None:
+        super().__init__(cast(SpanExporter, _EncodedBatches(exporter)))
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled:
