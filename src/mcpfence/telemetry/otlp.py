@@ -6,7 +6,10 @@ the event loop needs. :func:`encode_spans` writes the protobuf wire format of th
 same ``ExportTraceServiceRequest`` directly (fields in number order, proto3 defaults
 left out, as the SDK's serializer does), so a collector receives exactly what it
 received before. Everything else (endpoint, headers, compression, retries, the
-exporter's own metrics) is the SDK exporter's.
+exporter's own metrics) is the SDK exporter's; :class:`EncodingSpanProcessor` is the SDK's
+batch processor queuing spans already encoded. Both reach into SDK internals (the
+exporter's client and metrics, the processor's queue), hence the SDK's lower bound in
+``pyproject.toml``; ``tests/telemetry`` checks the bytes against the SDK's encoder.
 """
 
 from __future__ import annotations
@@ -321,9 +324,6 @@ class _EncodedBatches:
 
     def shutdown(self) -> None:
         self.exporter.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
 
 
 class EncodingSpanProcessor(BatchSpanProcessor):
