@@ -21,7 +21,8 @@ from opentelemetry.trace import (
 )
 
 from mcpfence.telemetry import Telemetry
-from mcpfence.telemetry.otlp import encode_spans
+from mcpfence.telemetry.otlp import OTLPSpanExporter, encode_spans
+from tests.telemetry.otlp_receiver import otlp_receiver
 
 REMOTE = SpanContext(
     0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v"), ("a", "b")])
@@ -104,7 +105,19 @@ def test_spans_are_grouped_by_resource_as_the_sdk_groups_them(exporter: InMemory
 def test_an_attribute_the_sdk_cannot_encode_is_left_out_as_the_sdk_leaves_it(
     exporter: InMemorySpanExporter,
 ) -> None:
-    with recording(exporter).get_tracer("t").start_span("s", attributes={"huge": 2**64, "kept": "yes"}):
+    attributes = {"huge": 2**64, "lone surrogate": "\ud800", "kept": "yes"}
+    with recording(exporter).get_tracer("t").start_span("s", attributes=attributes):
         pass
     spans = list(exporter.get_finished_spans())
     assert encode_spans(spans) == sdk_bytes(spans)
+
+
+def test_a_span_that_cannot_be_encoded_is_dropped_without_failing_its_caller() -> None:
+    with otlp_receiver() as receiver:
+        provider = TracerProvider()
+        provider.add_span_processor(OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces").batch_processor())
+        tracer = provider.get_tracer("t")
+        tracer.start_span("\ud800").end()
+        tracer.start_span("kept").end()
+        provider.shutdown()
+        assert [span.name for span in receiver.wait_for(lambda r: r.spans)] == ["kept"]

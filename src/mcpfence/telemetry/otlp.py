@@ -109,19 +109,19 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     parts = []
     for key, value in attributes.items():
         kind = type(value)
-        cacheable = kind is str or (kind is tuple and all(type(v) is str for v in value))
-        if cacheable:
-            encoded = _KEY_VALUES.get((key, value))
-            if encoded is None:
-                if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
-                    _KEY_VALUES.clear()
-                encoded = _KEY_VALUES[key, value] = _key_value(key, value)
-            parts.append(_field(tag, encoded))
-            continue
         try:
-            parts.append(_field(tag, _key_value(key, value)))
-        except Exception as error:
+            if kind is str or (kind is tuple and all(type(v) is str for v in value)):
+                encoded = _KEY_VALUES.get((key, value))
+                if encoded is None:
+                    if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
+                        _KEY_VALUES.clear()
+                    encoded = _KEY_VALUES[key, value] = _key_value(key, value)
+            else:
+                encoded = _key_value(key, value)
+        except Exception as error:  # e.g. a lone surrogate, which UTF-8 cannot carry
             _logger.exception("Failed to encode key %s: %s", key, error)
+            continue
+        parts.append(_field(tag, encoded))
     return b"".join(parts)
 
 
@@ -341,6 +341,12 @@ class EncodingSpanProcessor(BatchSpanProcessor):
         super().__init__(cast(SpanExporter, _EncodedBatches(exporter)))
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is not None and span.context.trace_flags.sampled:
-            # The queue holds what the exporter takes: encoded spans.
-            self._batch_processor.emit(encode_span(span))  # type: ignore[arg-type]
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        try:
+            encoded = encode_span(span)
+        except Exception as error:  # never into the request that ended the span
+            _logger.error("Failed to encode span %r: %s", span.name, error)
+            return
+        # The queue holds what the exporter takes: encoded spans.
+        self._batch_processor.emit(encoded)  # type: ignore[arg-type]
