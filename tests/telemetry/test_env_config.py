@@ -11,11 +11,11 @@ import sys
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from mcpfence.telemetry import Telemetry
 from mcpfence.telemetry.exporters import metric_readers, span_exporters
+from mcpfence.telemetry.otlp import OTLPSpanExporter as HttpExporter
 from tests.telemetry.otlp_receiver import otlp_receiver
 
 ONE_CALL = """

@@ -15,14 +15,13 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from mcpfence import __version__
 from mcpfence.telemetry import names
-from mcpfence.telemetry.exporters import metric_readers, span_exporters
+from mcpfence.telemetry.exporters import metric_readers, span_processors
 from mcpfence.telemetry.instruments import Instruments
 from mcpfence.telemetry.prometheus import metrics_app
 from mcpfence.telemetry.propagation import parent_context
@@ -71,13 +70,11 @@ class Telemetry:
             {SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_name}
         )
         tracer_provider = None
-        exporters = span_exporters()
-        if exporters:
+        processors = span_processors()
+        if processors:
             tracer_provider = TracerProvider(resource=resource)
-            for exporter in exporters:
-                tracer_provider.add_span_processor(
-                    BatchSpanProcessor(exporter, max_export_batch_size=_export_batch_size())
-                )
+            for processor in processors:
+                tracer_provider.add_span_processor(processor)
         readers: list[MetricReader] = metric_readers()
         registry = None
         if prometheus:
@@ -186,13 +183,3 @@ class Telemetry:
             self._tracer_provider.shutdown()
         if self._meter_provider is not None:
             self._meter_provider.shutdown()
-
-
-def _export_batch_size() -> int | None:
-    """Spans per export: 64 unless ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` says otherwise.
-
-    The SDK's default of 512 encodes and posts a large batch at once, stalling the
-    event loop: in the benchmark (policies and tracing on, one connection) p99 went
-    from ~15 ms to ~3.3 ms with 64.
-    """
-    return None if "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ else 64

@@ -13,16 +13,17 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import Final, cast
+from typing import Final, Protocol, cast, runtime_checkable
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 _PROTOCOLS = ("http/protobuf", "grpc")
 
 # ``module:class`` of each exporter; the module is imported only when the exporter is chosen.
 _SPAN_EXPORTERS: Final = {
-    "otlp:http/protobuf": "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    "otlp:http/protobuf": "mcpfence.telemetry.otlp:OTLPSpanExporter",  # the SDK exporter, leaner encoder
     "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
     "console": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
 }
@@ -32,6 +33,25 @@ _METRIC_EXPORTERS: Final = {
     "otlp:grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
     "console": "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
 }
+
+
+@runtime_checkable
+class _Batching(Protocol):
+    """An exporter that brings its own batch processor (``otlp.OTLPSpanExporter``)."""
+
+    def batch_processor(self) -> SpanProcessor: ...
+
+
+def span_processors() -> list[SpanProcessor]:
+    """A batch processor around each exporter ``OTEL_TRACES_EXPORTER`` asks for; empty means tracing is off.
+
+    Batching follows the ``OTEL_BSP_*`` variables (the SDK's defaults: 512 spans per export,
+    at least every 5 s).
+    """
+    return [
+        exporter.batch_processor() if isinstance(exporter, _Batching) else BatchSpanProcessor(exporter)
+        for exporter in span_exporters()
+    ]
 
 
 def span_exporters() -> list[SpanExporter]:
