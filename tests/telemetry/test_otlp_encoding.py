@@ -121,3 +121,42 @@ def test_a_span_that_cannot_be_encoded_is_dropped_without_failing_its_caller() -
         tracer.start_span("kept").end()
         provider.shutdown()
         assert [span.name for span in receiver.wait_for(lambda r: r.spans)] == ["kept"]
+
+
+def test_an_sdk_without_the_exporter_internals_gets_its_own_exporter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as SdkExporter
+
+    from mcpfence.telemetry.exporters import span_exporters
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setattr(OTLPSpanExporter, "usable", property(lambda self: False))
+    (chosen,) = span_exporters()
+    assert type(chosen) is SdkExporter
+
+
+def test_spans_are_queued_encoded_with_the_installed_sdk() -> None:
+    from mcpfence.telemetry.otlp import EncodingSpanProcessor
+
+    processor = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces").batch_processor()
+    assert isinstance(processor, EncodingSpanProcessor)
+    processor.shutdown()
+
+
+def test_an_sdk_whose_batch_queue_moved_gets_its_plain_batch_processor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from mcpfence.telemetry import otlp
+
+    monkeypatch.setattr(otlp, "_queue_known", lambda: False)
+    with otlp_receiver() as receiver:
+        processor = OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces").batch_processor()
+        assert type(processor) is BatchSpanProcessor
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        provider.get_tracer("t").start_span("still exported").end()
+        provider.shutdown()
+        assert [span.name for span in receiver.wait_for(lambda r: r.spans)] == ["still exported"]

@@ -11,6 +11,7 @@ Exporter modules are imported only when chosen, so an unused gRPC stack costs no
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Final, Protocol, cast, runtime_checkable
@@ -18,6 +19,8 @@ from typing import Final, Protocol, cast, runtime_checkable
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+log = logging.getLogger("mcpfence")
 
 _PROTOCOLS = ("http/protobuf", "grpc")
 
@@ -81,9 +84,30 @@ def _build(signal: str, classes: Mapping[str, str]) -> list[object]:
         key = f"otlp:{_protocol(signal)}" if name == "otlp" else name
         if key not in classes:
             raise ValueError(f"{variable}: unknown exporter {name!r} (use otlp, console or none)")
-        module, _, class_name = classes[key].partition(":")
-        exporters.append(getattr(importlib.import_module(module), class_name)())
+        exporters.append(_instance(classes[key]))
     return exporters
+
+
+# mcpfence's exporter reaches into the SDK exporter it extends; where a newer SDK moved
+# those internals, the SDK's own exporter is used instead (the same bytes, more CPU).
+_FALLBACKS: Final = {
+    "mcpfence.telemetry.otlp:OTLPSpanExporter":
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+}
+
+
+def _instance(path: str) -> object:
+    """An instance of the ``module:class`` at ``path`` (its fallback's, if it cannot work here)."""
+    module, _, class_name = path.partition(":")
+    try:
+        exporter = getattr(importlib.import_module(module), class_name)()
+        if getattr(exporter, "usable", True):
+            return exporter
+    except (ImportError, AttributeError):
+        if path not in _FALLBACKS:
+            raise
+    log.warning("%s does not fit the installed OpenTelemetry SDK; using %s", path, _FALLBACKS[path])
+    return _instance(_FALLBACKS[path])
 
 
 def _default(signal: str) -> str:

@@ -9,13 +9,16 @@ received before. Everything else (endpoint, headers, compression, retries, the
 exporter's own metrics) is the SDK exporter's; :class:`EncodingSpanProcessor` is the SDK's
 batch processor queuing spans already encoded. Both reach into SDK internals (the
 exporter's client and metrics, the processor's queue), hence the SDK's lower bound in
-``pyproject.toml``; ``tests/telemetry`` checks the bytes against the SDK's encoder.
+``pyproject.toml``; where a newer SDK moved them, the SDK's own exporter or batch
+processor is used instead (``exporters.py``). ``tests/telemetry`` checks the bytes
+against the SDK's encoder.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
 from struct import Struct
 from typing import Any, cast
 
@@ -274,9 +277,16 @@ class OTLPSpanExporter(_SdkOTLPSpanExporter):
     with only the encoder swapped; :meth:`batch_processor` queues spans encoded.
     """
 
+    @property
+    def usable(self) -> bool:
+        """Whether the SDK exporter has the internals :meth:`export_encoded` reads (an SDK
+        newer than this code may not: then the SDK's own exporter is used)."""
+        return all(hasattr(self, name) for name in ("_shutdown", "_metrics", "_max_request_size", "_client"))
+
     def batch_processor(self) -> SpanProcessor:
-        """The SDK's batch processor around this exporter, queuing each span encoded."""
-        return EncodingSpanProcessor(self)
+        """The SDK's batch processor around this exporter, queuing each span encoded, or
+        queuing SDK spans where the processor's queue is not the one this code knows."""
+        return EncodingSpanProcessor(self) if _queue_known() else BatchSpanProcessor(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self.export_encoded([encode_span(span) for span in spans])
@@ -311,6 +321,22 @@ class OTLPSpanExporter(_SdkOTLPSpanExporter):
                     result.error_attrs = {HTTP_RESPONSE_STATUS_CODE: answer.status_code}
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+
+class _Discard(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+@cache
+def _queue_known() -> bool:
+    """Whether the SDK's batch processor has the internal queue :class:`EncodingSpanProcessor`
+    feeds (asked once, of a processor around an exporter that discards)."""
+    probe = BatchSpanProcessor(_Discard())
+    try:
+        return hasattr(getattr(probe, "_batch_processor", None), "emit")
+    finally:
+        probe.shutdown()  # type: ignore[no-untyped-call]
 
 
 class _EncodedBatches:
