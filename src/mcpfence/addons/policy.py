@@ -12,7 +12,6 @@ tool results are remembered in the session (``session.calls``, opaque tokens).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 from mcp.shared.inbound import mcp_param_headers
@@ -25,15 +24,14 @@ from mcpfence.cluster import SharedStateUnavailable
 from mcpfence.jsonrpc import Message
 from mcpfence.listing import SelfListing
 from mcpfence.pipeline import BaseAddon, Context, Flow
-from mcpfence.policy import PolicySet, ToolCall, denial_result
+from mcpfence.policy import Decision, PolicySet, ToolCall, denial_result
 from mcpfence.policy.argschema import SchemaMode
 from mcpfence.policy.opaque import harvest
 from mcpfence.protocol import STATELESS_VERSIONS
-from mcpfence.session import SessionMemory
+from mcpfence.session import SessionMemory, SessionState
 from mcpfence.transport.headers import PARAM_HEADER_PREFIX
 
 LIST_CHANGED = "notifications/tools/list_changed"
-_UNTRACED = nullcontext()  # reusable: it holds nothing
 
 
 def _session(context: Context) -> str:
@@ -107,26 +105,12 @@ class PolicyAddon(BaseAddon):
             key = self.memory.key(context.route, context.session_id, context.client_id)
             state = self.memory.get(key)
             flow.session = (key, state)  # the answer is remembered in the same session
-        session = _session(context)
-        checked = self.input_schema != "off"
-        schema = self.catalog.input_schema(context.route, name, session) if checked else None
         span = flow.span
-        with span.policy_span() if span is not None else _UNTRACED:
-            if not policies.covers(context.route, name):
-                decision = policies.unmatched(args, schema, self.input_schema)
-            else:
-                decision = policies.decide(ToolCall(
-                    route=context.route,
-                    tool=name,
-                    args=args,
-                    annotations=self.catalog.annotations(context.route, name, session),
-                    session_id=context.session_id or context.client_id,
-                    session_calls=state.calls if state is not None else (),
-                    client_id=context.client_id,
-                    known_tokens=state.tokens if state is not None else (),
-                    input_schema=schema,
-                    schema_mode=self.input_schema,
-                ))
+        if span is None:
+            decision = self._decide(context, name, args, policies, state)
+        else:
+            with span.policy_span():
+                decision = self._decide(context, name, args, policies, state)
         flow.decision = decision
         if decision.decision == "deny":
             result = denial_result(decision, flow.context.protocol_version)
@@ -134,6 +118,34 @@ class PolicyAddon(BaseAddon):
         elif decision.decision != "allow" and decision.args != args:
             flow.request = {**flow.request, "params": {**flow.params, "arguments": decision.args}}
             self._mirror_param_headers(flow, name, decision.args)
+
+    def _decide(
+        self,
+        context: Context,
+        name: str,
+        args: dict[str, Any],
+        policies: PolicySet,
+        state: SessionState | None,
+    ) -> Decision:
+        """The call's decision: the argument schema's alone when no policy matches. A method
+        of its own so that an untraced call enters no no-op context manager (two calls)."""
+        session = _session(context)
+        checked = self.input_schema != "off"
+        schema = self.catalog.input_schema(context.route, name, session) if checked else None
+        if not policies.covers(context.route, name):
+            return policies.unmatched(args, schema, self.input_schema)
+        return policies.decide(ToolCall(
+            route=context.route,
+            tool=name,
+            args=args,
+            annotations=self.catalog.annotations(context.route, name, session),
+            session_id=context.session_id or context.client_id,
+            session_calls=state.calls if state is not None else (),
+            client_id=context.client_id,
+            known_tokens=state.tokens if state is not None else (),
+            input_schema=schema,
+            schema_mode=self.input_schema,
+        ))
 
     def _mirror_param_headers(self, flow: Flow, tool: str, args: dict[str, Any]) -> None:
         """Keep 2026-07-28 ``Mcp-Param-*`` headers equal to the rewritten arguments.
