@@ -90,7 +90,7 @@ def _as_written(body: bytes) -> Json:
     with ``": `` (Python's default separators, indentation) or a ``\\u`` escape (orjson
     writes characters, save control ones, as they are).
     """
-    if b'": ' in body or b"\\u" in body:
+    if body.find(b'": ') >= 0 or body.find(b"\\u") >= 0:  # see one_line: find, not in
         return None
     try:
         value: Json = orjson.loads(body)
@@ -134,7 +134,9 @@ def one_line(data: bytes) -> bytes:
     could otherwise be split in two by a client-chosen string for readers that
     break lines at them.
     """
-    if b"\xc2\x85" not in data and b"\xe2\x80" not in data:  # the common case: two scans
+    # The common case: two scans. ``find``, since ``bytes.__contains__`` first tries its
+    # argument as an integer, and raises (and clears) a formatted TypeError for bytes.
+    if data.find(b"\xc2\x85") < 0 and data.find(b"\xe2\x80") < 0:
         return data
     for raw, escaped in _RAW_LINE_BREAKS:
         data = data.replace(raw, escaped)

@@ -127,8 +127,8 @@ class PolicyAddon(BaseAddon):
         policies: PolicySet,
         state: SessionState | None,
     ) -> Decision:
-        """The decision on a call (in the policy span when traced; without a ``with`` when not,
-        since no-op context managers cost two calls): by the schema alone when no policy matches."""
+        """The call's decision: the argument schema's alone when no policy matches. A method
+        of its own so that an untraced call enters no no-op context manager (two calls)."""
         session = _session(context)
         checked = self.input_schema != "off"
         schema = self.catalog.input_schema(context.route, name, session) if checked else None
