@@ -299,3 +299,50 @@ def test_the_benchmark_pack_decides_without_the_runtime(monkeypatch: pytest.Monk
     decision = policies.decide(ToolCall(route="bench", tool="send_email", args=args))
     assert decision.decision == "mutate"
     assert decision.args == {"to": "ops@example.com", "subject": "Hi", "body": "fine", "priority": 3}
+
+
+# --- the passing path, laid out at load -----------------------------------------------------
+
+
+def _clean_call(**context: Any) -> ToolCall:
+    args = {"to": "ops@example.com", "subject": "Hi", "body": "fine", "priority": 3}
+    return ToolCall(route="bench", tool="send_email", args=args, **context)
+
+
+def test_a_call_every_policy_passes_unchanged_takes_the_planned_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcpfence.policy import engine
+
+    policies = load_policy_set([ROOT / "benchmarks" / "policies.yaml"])
+
+    def general_path(*_: Any) -> None:
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(engine, "_CallState", general_path)
+    decision = policies.decide(_clean_call())
+    assert (decision.decision, decision.violations, decision.mutations) == ("allow", (), ())
+    assert decision.matched == tuple(p.name for p in policies.policies)
+
+
+def test_a_planned_call_the_argument_schema_refuses_is_denied_as_on_the_general_path() -> None:
+    from mcpfence.policy.argschema import schema_check
+
+    policies = load_policy_set([ROOT / "benchmarks" / "policies.yaml"])
+    schema = {"type": "object", "properties": {"priority": {"type": "string"}}}
+    planned = policies.decide(_clean_call(**schema_check(schema, "enforce")))
+    with _runtime_only():
+        general = load_policy_set([ROOT / "benchmarks" / "policies.yaml"])
+        assert general.plan("bench", "send_email") is None
+        expected = general.decide(_clean_call(**schema_check(schema, "enforce")))
+    assert planned.decision == "deny"
+    assert _outcome(planned) == _outcome(expected)
+
+
+def test_policies_reading_more_than_the_arguments_have_no_planned_path(tmp_path: Path) -> None:
+    path = tmp_path / "policies.yaml"
+    path.write_text(
+        "apiVersion: mcpfence/v1\nkind: ToolPolicy\nmetadata: {name: by-tool}\n"
+        "spec:\n  match: {tools: [send]}\n  validations:\n    - expression: tool.name == 'send'\n"
+    )
+    policies = load_policy_set([path])
+    assert policies.plan("mail", "send") is None
+    assert policies.decide(ToolCall(route="mail", tool="send", args={})).decision == "allow"

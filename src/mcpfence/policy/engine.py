@@ -22,7 +22,7 @@ from mcpfence.policy.expressions import (
     conjunction,
     to_json,
 )
-from mcpfence.policy.native import representable
+from mcpfence.policy.native import Lowered, NotNative, representable
 from mcpfence.policy.opaque import TokenMemory, as_memory
 from mcpfence.policy.pointer import PointerError, get_at, is_missing, set_at
 
@@ -183,6 +183,7 @@ class PolicySet:
                 for tool in dict.fromkeys(policy.tools):
                     self._literal.setdefault(tool, []).append(policy)
         self.candidates = lru_cache(maxsize=4096)(self._resolve)
+        self.plan = lru_cache(maxsize=4096)(self._plan)
         rules = [rule for p in self.policies for rule in p.opaque]
         self.harvests_tokens = bool(rules)
         # Tokens to remember from results: those a rule's pattern describes, or, as soon
@@ -202,6 +203,10 @@ class PolicySet:
         found += [p for p in self._globbed if any(fnmatchcase(tool, g) for g in p.tools)]
         found.sort(key=lambda p: p.order)
         return tuple(p for p in found if any(fnmatchcase(route, g) for g in p.routes))
+
+    def _plan(self, route: str, tool: str) -> _PassingPlan | None:
+        """The passing path of the policies for (route, tool), laid out once (cached)."""
+        return _PassingPlan.of(self.candidates(route, tool))
 
     def _session_use(self, route: str) -> SessionUse:
         """What the policies for ``route`` read of the session (cached per route)."""
@@ -247,6 +252,13 @@ class PolicySet:
             # The CEL runtime reads strings only up to a NUL: what follows it would go unchecked.
             message = "arguments contain U+0000 (NUL), which policies cannot check"
             return Decision("deny", call.args, (Violation(LIMITS_POLICY, message),))
+        plan = self.plan(call.route, call.tool)
+        if plan is not None and plan.passes(call.args):
+            checked: list[Violation] = []
+            if call.schema_mode == "off" or not (
+                _check_schema(call.input_schema, call.schema_mode, call.args, checked) or checked
+            ):
+                return Decision("allow", call.args, (), (), plan.matched)
         state = _CallState(call, clock)
         violations: list[Violation] = []
         mutations: list[Mutation] = []
@@ -283,6 +295,115 @@ class PolicySet:
             tuple(mutations),
             tuple(matched),
         )
+
+
+_PLANNABLE_ROOTS = frozenset({"args", "params", "variables"})
+
+
+class _PassingPlan:
+    """The path a call takes when every policy for its tool holds and changes nothing,
+    laid out at load: the lowered ``when``s, mutations, variables and fused validation
+    groups, with the bindings they read. :meth:`passes` walks it without the general
+    path's scopes and bookkeeping (about half the decision's cost) and answers True only
+    when the general path would decide ``allow`` with every policy matched (the argument
+    schema aside); anything else (a ``when`` not true, a mutation that would change the
+    arguments, any evaluation the lowered form leaves to the runtime) answers False and
+    the general path decides. Built only for policies that read nothing but ``args``,
+    ``params`` and ``variables``, check no opaque tokens, and are lowered throughout."""
+
+    def __init__(self, policies: tuple[CompiledPolicy, ...]) -> None:
+        """Raise :class:`_NotPlannable` where a validation group is not lowered."""
+        self.matched = tuple(p.name for p in policies)
+        self.policies = policies
+        # The groups the general path asks validations in (see _unsettled), all selected.
+        shared = [v.expression for p in policies if not p.binds_own for v in p.validations]
+        self.shared = _lowered_group(shared)
+        self.own = [
+            (p, group) for p in policies
+            if p.binds_own and (group := _lowered_group([v.expression for v in p.validations]))
+        ]
+
+    @classmethod
+    def of(cls, policies: tuple[CompiledPolicy, ...]) -> _PassingPlan | None:
+        if not policies or not all(_plannable(p) for p in policies):
+            return None
+        try:
+            return cls(policies)
+        except _NotPlannable:
+            return None
+
+    def passes(self, args: dict[str, Any]) -> bool:
+        if not representable(args):
+            return False
+        shared = {"args": args}
+        own: dict[str, dict[str, object]] = {}
+        try:
+            for policy in self.policies:
+                env = self._env(policy, args, own) if policy.binds_own else shared
+                if policy.when is not None and _native(policy.when)(env) is not True:
+                    return False
+                for mutation in policy.mutations:
+                    before = get_at(args, mutation.tokens)
+                    after = to_json(_native(mutation.expression)(env))
+                    if is_missing(before) or not same_json(before, after):
+                        return False
+            if self.shared is not None and self.shared(shared) is not True:
+                return False
+            return all(group(self._env(p, args, own)) is True for p, group in self.own)
+        except (NotNative, EvaluationError):
+            return False
+
+    @staticmethod
+    def _env(
+        policy: CompiledPolicy, args: dict[str, Any], own: dict[str, dict[str, object]]
+    ) -> dict[str, object]:
+        """The bindings of a policy with ``params`` or ``variables``, as the general path makes them."""
+        env = own.get(policy.name)
+        if env is None:
+            env = own[policy.name] = {"args": args}
+            if "params" in policy.roots:
+                env["params"] = policy.params
+            if "variables" in policy.roots:
+                values: dict[str, object] = {}
+                env["variables"] = values
+                for variable in policy.variables:
+                    values[variable.name] = _native(variable.expression)(env)
+                if not representable(values):
+                    raise NotNative
+        return env
+
+
+def _native(expression: CompiledExpression) -> Lowered:
+    assert expression.native is not None  # checked when the plan was made
+    return expression.native
+
+
+def _plannable(policy: CompiledPolicy) -> bool:
+    expressions = [
+        *([policy.when] if policy.when is not None else []),
+        *(m.expression for m in policy.mutations),
+        *(v.expression for v in policy.variables),
+    ]
+    return (
+        policy.roots <= _PLANNABLE_ROOTS
+        and not policy.opaque
+        and policy.plain_params
+        and all(e.native is not None for e in expressions)
+    )
+
+
+def _lowered_group(expressions: list[CompiledExpression]) -> Lowered | None:
+    """One lowered function that is true exactly when every expression is (None for none)."""
+    if not expressions:
+        return None
+    joined = expressions[0] if len(expressions) == 1 else conjunction(tuple(expressions))
+    if joined is None or joined.native is None:
+        raise _NotPlannable
+    return joined.native
+
+
+class _NotPlannable(Exception):
+    """A validation group the lowered form cannot answer: no plan."""
 
 
 def _unsettled(scopes: list[_Scope], state: _CallState) -> list[_Scope]:
