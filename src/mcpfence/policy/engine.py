@@ -336,7 +336,7 @@ class _PassingPlan:
         if not representable(args):
             return False
         shared = {"args": args}
-        own: dict[str, dict[str, object]] = {}
+        own: dict[int, dict[str, object]] = {}  # by policy order
         try:
             for policy in self.policies:
                 env = self._env(policy, args, own) if policy.binds_own else shared
@@ -355,12 +355,12 @@ class _PassingPlan:
 
     @staticmethod
     def _env(
-        policy: CompiledPolicy, args: dict[str, Any], own: dict[str, dict[str, object]]
+        policy: CompiledPolicy, args: dict[str, Any], own: dict[int, dict[str, object]]
     ) -> dict[str, object]:
         """The bindings of a policy with ``params`` or ``variables``, as the general path makes them."""
-        env = own.get(policy.name)
+        env = own.get(policy.order)
         if env is None:
-            env = own[policy.name] = {"args": args}
+            env = own[policy.order] = {"args": args}
             if "params" in policy.roots:
                 env["params"] = policy.params
             if "variables" in policy.roots:
