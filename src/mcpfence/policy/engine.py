@@ -6,6 +6,7 @@ The order is docs/reference/policies.md#how-a-call-is-decided.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -133,30 +134,49 @@ class _Scope:
         return expression.evaluate(self._bindings)
 
     def _own_bindings(self) -> Bindings:
-        """The call's values plus the policy's ``params`` and ``variables``."""
+        """The call's values plus the policy's ``params`` and ``variables``; a variable that
+        fails is left out, so only expressions that actually use it fail (under the
+        policy's failurePolicy)."""
         roots = self.policy.roots
-        data = self.state.bind(roots)
         plain = self.state.plain(roots) and self.policy.plain_params
-        if "params" in roots:
-            data["params"] = self.policy.params
-        if "variables" in roots:
-            return self._variables(data, plain)
-        return Bindings(data, plain)
 
-    def _variables(self, data: dict[str, object], plain: bool) -> Bindings:
-        """Each variable sees the ones before it; a failing one is left out, so only
-        expressions that actually use it fail (under the policy's failurePolicy)."""
-        values: dict[str, object] = {}
-        for variable in self.policy.variables:
-            bindings = Bindings({**data, "variables": values}, plain and representable(values))
+        def value_of(expression: CompiledExpression, data: dict[str, object]) -> object:
+            values = data["variables"]
             try:
-                values[variable.name] = variable.expression.evaluate(bindings)
+                return expression.evaluate(Bindings(data, plain and representable(values)))
             except EvaluationError:
-                continue
-        return Bindings({**data, "variables": values}, plain and representable(values))
+                raise _LeftOut from None
+
+        data = _policy_data(self.policy, self.state.bind(roots), value_of)
+        return Bindings(data, plain and representable(data.get("variables", {})))
 
     def violation(self, message: str, logged: str | None = None) -> Violation:
         return Violation(self.policy.name, message, "audit" if self.policy.audit else "enforce", logged)
+
+
+class _LeftOut(Exception):
+    """A variable that failed to evaluate: it is left out of ``variables``."""
+
+
+def _policy_data(
+    policy: CompiledPolicy,
+    data: dict[str, object],
+    value_of: Callable[[CompiledExpression, dict[str, object]], object],
+) -> dict[str, object]:
+    """``data`` plus ``policy``'s ``params`` and ``variables``, as far as it reads them. Each
+    variable is evaluated by ``value_of`` with the ones before it bound (raising
+    :class:`_LeftOut` leaves it out; anything else propagates)."""
+    if "params" in policy.roots:
+        data["params"] = policy.params
+    if "variables" in policy.roots:
+        values: dict[str, object] = {}
+        data["variables"] = values
+        for variable in policy.variables:
+            try:
+                values[variable.name] = value_of(variable.expression, data)
+            except _LeftOut:
+                continue
+    return data
 
 
 class SessionUse(NamedTuple):
@@ -357,20 +377,18 @@ class _PassingPlan:
     def _env(
         policy: CompiledPolicy, args: dict[str, Any], own: dict[int, dict[str, object]]
     ) -> dict[str, object]:
-        """The bindings of a policy with ``params`` or ``variables``, as the general path makes them."""
+        """The bindings of a policy with ``params`` or ``variables``, as the general path
+        makes them, except that a variable that fails ends the planned path."""
         env = own.get(policy.order)
         if env is None:
-            env = own[policy.order] = {"args": args}
-            if "params" in policy.roots:
-                env["params"] = policy.params
-            if "variables" in policy.roots:
-                values: dict[str, object] = {}
-                env["variables"] = values
-                for variable in policy.variables:
-                    values[variable.name] = _native(variable.expression)(env)
-                if not representable(values):
-                    raise NotNative
+            env = own[policy.order] = _policy_data(policy, {"args": args}, _planned_value)
+            if not representable(env.get("variables", {})):
+                raise NotNative
         return env
+
+
+def _planned_value(expression: CompiledExpression, env: dict[str, object]) -> object:
+    return _native(expression)(env)
 
 
 def _native(expression: CompiledExpression) -> Lowered:
