@@ -202,3 +202,33 @@ async def test_fenced_non_ascii_capitals_are_lowercased_before_hashing(fenced: W
 
     assert not result.is_error
     assert md5_hex("jörg@example.com") in fenced.ipost.lists["401"].hashes
+
+
+NEW_CONTACT = "ann.new@example.com"
+
+
+@pytest.mark.anyio
+async def test_fenced_a_well_formed_bulk_create_every_policy_passes_reaches_the_upstream(
+    fenced: World,
+) -> None:
+    """The call every policy of the tool holds for unchanged (decided on the planned path)."""
+    args = {"list_id": 301, "contacts": [{"Email": NEW_CONTACT, "GlobalEmailStatus": True}]}
+    async with connect(fenced.ipost_url) as session:
+        result = await session.call_tool(BULK, args)
+
+    assert not result.is_error
+    contact = fenced.ipost.contact_by_email(NEW_CONTACT)
+    assert contact is not None and contact.global_email_status is True and "301" in contact.lists
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", ["true", 1, "1", "yes"])
+async def test_fenced_bulk_create_refuses_a_status_spelled_other_than_a_bool_and_creates_nothing(
+    fenced: World, status: object
+) -> None:
+    args = {"list_id": 301, "contacts": [{"Email": NEW_CONTACT, "GlobalEmailStatus": status}]}
+    async with connect(fenced.ipost_url) as session:
+        result = await session.call_tool(BULK, args)
+
+    assert result.is_error
+    assert fenced.ipost.contact_by_email(NEW_CONTACT) is None
