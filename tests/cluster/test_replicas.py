@@ -7,6 +7,7 @@ from functools import partial
 
 import httpx
 import pytest
+import redis
 
 from tests.access.test_proxy_access import tool_names
 from tests.clients import (
@@ -144,6 +145,22 @@ async def test_a_session_opened_on_one_replica_is_counted_as_that_session_on_ano
     # (The two handshake requests counted under the client before the id existed.)
     statuses = alternate(pair, "/per-session/mcp", 4, session_headers(session_id))
     assert statuses == [200, 200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_calls_go_on_when_redis_closes_the_replicas_idle_connections(
+    pair: list[Replica], shared_redis: RedisServer
+) -> None:
+    """A restart or failover leaves pooled connections dead: the first call after it is
+    not refused (what Redis closed is retried once on a fresh connection)."""
+    async with httpx.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
+        await open_raw_session(http, pair[0].url("/per-session/mcp"))  # the pool holds connections now
+        with redis.Redis.from_url(shared_redis.url) as admin:
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        session_id = await open_raw_session(http, pair[0].url("/per-session/mcp"))
+
+    assert session_id
+    assert httpx.get(pair[0].url("/readyz")).status_code == 200
 
 
 def test_a_limited_route_fails_closed_while_redis_is_down(

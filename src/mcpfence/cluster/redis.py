@@ -3,6 +3,12 @@
 redis-py's asyncio client (with hiredis parsing) reconnects on its own after
 Redis comes back; short socket timeouts make a dead Redis an error within
 seconds rather than a hang, so decisions that need it fail closed promptly.
+
+A pooled connection Redis closed while it sat idle (a restart, a failover, a
+``timeout`` setting, ``CLIENT KILL``) fails on its next command before Redis reads
+it; that command is sent once more on a fresh connection, so the first call after
+a restart is not refused. Timeouts are not retried: a command that timed out may
+have run.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 KEY_PREFIX = "mcpfence:"
@@ -24,6 +33,7 @@ def connect(url: str) -> aioredis.Redis:
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=10,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
 
